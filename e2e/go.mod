@@ -1,0 +1,3 @@
+module github.com/macronode/macronode/e2e
+
+go 1.26.8

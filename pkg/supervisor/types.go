@@ -1,0 +1,98 @@
+// Package supervisor runs each service plane as its own OS process: it
+// spawns children in their own process group with a parent-death signal,
+// drains their stdout/stderr into per-service loggers and ring buffers, talks
+// to them over a Unix-socket control channel (pkg/control), restarts crashed
+// or hung children with exponential backoff and a crash-loop circuit breaker,
+// and stops them in reverse dependency order.
+//
+// The supervisor knows processes, not planes: it never imports pkg/planes.
+package supervisor
+
+import (
+	"errors"
+	"time"
+)
+
+// State is the lifecycle state of one service.
+type State string
+
+// The states of SPEC §6.
+const (
+	StateStopped   State = "stopped"
+	StateStarting  State = "starting"
+	StateRunning   State = "running"
+	StateUnhealthy State = "unhealthy"
+	StateBackoff   State = "backoff"
+	StateFailed    State = "failed"
+	StateStopping  State = "stopping"
+)
+
+// States lists every state, for metrics that export one series per state.
+var States = []State{StateStopped, StateStarting, StateRunning, StateUnhealthy, StateBackoff, StateFailed, StateStopping}
+
+// ErrUnknownService is returned by operations naming a service that is not supervised.
+var ErrUnknownService = errors.New("unknown service")
+
+// Spec describes one child: how to start it and how to supervise it.
+type Spec struct {
+	Name      string
+	Binary    string   // absolute path or a name looked up in $PATH
+	Args      []string // arguments, not including argv[0]
+	Env       []string // extra KEY=VALUE pairs on top of the parent's environment
+	Listen    string   // the address the child serves on, for status and metrics scraping
+	Critical  bool     // counts for the node's readiness
+	DependsOn []string // names that must be ready before this one starts
+
+	Policy           Policy
+	StartTimeout     time.Duration // from spawn to ready; default 10s
+	HeartbeatTimeout time.Duration // silence after which a child is hung; default 3s
+	ShutdownTimeout  time.Duration // grace between SIGTERM and SIGKILL; default 15s
+}
+
+// Policy is the restart policy of one service (SPEC §6 Restart).
+type Policy struct {
+	Initial       time.Duration // first backoff delay; default 100ms
+	Max           time.Duration // backoff cap; default 30s
+	Multiplier    float64       // default 2
+	Randomization float64       // jitter factor; default 0.2
+	MaxRestarts   int           // restarts allowed within Window; default 10
+	Window        time.Duration // default 60s
+	FailedRetry   time.Duration // retry period while failed; default 5m
+	StableAfter   time.Duration // ready this long = stable: restart at once, reset backoff; default 5s
+}
+
+// Status is a point-in-time view of one service, shaped for /api/v1/status.
+type Status struct {
+	Name          string    `json:"-"`
+	State         State     `json:"state"`
+	PID           int       `json:"pid"`
+	Restarts      int       `json:"restarts"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Ready         bool      `json:"ready"`
+	Critical      bool      `json:"critical"`
+	Listen        string    `json:"listen"`
+	LastExit      string    `json:"last_exit"`
+	LastError     string    `json:"last_error"`
+	NextRestart   time.Time `json:"next_restart,omitzero"` // when in backoff or failed
+	BackoffDelay  float64   `json:"backoff_seconds,omitempty"`
+	Exits         []Exit    `json:"exits"` // the last 5, newest last
+}
+
+// Exit records one death of a child, for crash forensics.
+type Exit struct {
+	Time          time.Time `json:"time"`
+	PID           int       `json:"pid"`
+	Code          int       `json:"code"`             // exit status, or 128+signal when killed
+	Signal        string    `json:"signal,omitempty"` // e.g. "killed" when the child died by a signal
+	Description   string    `json:"description"`      // e.g. "signal: killed", "exit status 1"
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Reason        string    `json:"reason,omitempty"` // why the supervisor killed it, if it did: "heartbeat timeout", ...
+	LastLines     []string  `json:"last_lines"`       // last 20 log lines before death
+}
+
+// LogLine is one line a child wrote.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream"` // "stdout" or "stderr"
+	Text   string    `json:"text"`
+}
