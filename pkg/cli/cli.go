@@ -1,0 +1,318 @@
+// Package cli is the `macronode` command line (SPEC §4): `run` starts the
+// daemon (pkg/node), `check`, `config print|validate` and `doctor` inspect
+// the configuration and the host, and `status`, `restart|stop|start` and
+// `logs` are clients of a running node's admin API.
+//
+// Every command loads the configuration the same way (defaults, file, RON_*
+// environment, flags) so that `--config` and RON_HTTP_ADDR mean the same to
+// the daemon and to its clients. Exit codes are ExitOK, ExitFailure and
+// ExitUsage.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/macronode/macronode/pkg/buildinfo"
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/node"
+)
+
+// Exit codes of the macronode command.
+const (
+	ExitOK      = 0 // success
+	ExitFailure = 1 // runtime failure: the node failed, the API said no, a doctor check failed
+	ExitUsage   = 2 // bad usage or bad configuration
+)
+
+// Env is the outside world a command sees. Tests inject their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// Environ returns the environment as KEY=VALUE pairs; nil means
+	// os.Environ. `run` calls it again on every reload.
+	Environ func() []string
+
+	pollEvery time.Duration                             // `logs -f` poll period; 0 means 500ms
+	runNode   func(context.Context, node.Options) error // the daemon; nil means node.Run
+}
+
+func (e Env) environ() []string {
+	if e.Environ == nil {
+		return os.Environ()
+	}
+	return e.Environ()
+}
+
+// Main runs the command line with the process environment and returns the
+// exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	return Run(context.Background(), args, Env{Stdout: stdout, Stderr: stderr})
+}
+
+// Run runs the command line args (args[0] is the program name) and returns
+// the exit code. Cancelling ctx stops `run` and `logs -f`.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	app := newApp(env)
+	err := app.RunContext(ctx, interspersed(app.Commands, args))
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// Errors the flag parser and urfave/cli make are usage errors.
+		ee = &exitError{code: ExitUsage, err: err}
+	}
+	if ee.err != nil {
+		fmt.Fprintf(env.Stderr, "macronode: %v\n", ee.err)
+	}
+	return ee.code
+}
+
+// exitError carries an exit code; a nil err prints nothing.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return "exit status " + strconv.Itoa(e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func configErr(err error) error {
+	return &exitError{code: ExitUsage, err: err}
+}
+
+func failure(err error) error {
+	return &exitError{code: ExitFailure, err: err}
+}
+
+// silent ends the command with code, its message already printed.
+func silent(code int) error { return &exitError{code: code} }
+
+func newApp(env Env) *ucli.App {
+	app := &ucli.App{
+		Name:    "macronode",
+		Usage:   "an operator-grade node host: one parent supervising the service planes",
+		Version: buildinfo.Version,
+		Description: "macronode runs each service plane (gateway, storage, index, mailbox, overlay, dht)\n" +
+			"as its own process, restarts crashed ones with backoff, and serves one admin API.\n\n" +
+			"Configuration comes from built-in defaults, then a file (--config or RON_CONFIG),\n" +
+			"then RON_* environment variables, then flags. Exit codes: 0 ok, 1 failure,\n" +
+			"2 bad usage or bad config.\n\n" +
+			"Example:\n   macronode run --config /etc/macronode/config.yaml\n   macronode status",
+		Flags:           []ucli.Flag{helpFlag()},
+		Writer:          env.Stdout,
+		ErrWriter:       env.Stderr,
+		HideVersion:     true,
+		HideHelp:        true,                          // we bring our own help flag and command (see prepare)
+		ExitErrHandler:  func(*ucli.Context, error) {}, // never os.Exit from inside the library
+		OnUsageError:    onUsageError,
+		CommandNotFound: func(c *ucli.Context, name string) {},
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return usageErr("unknown command %q (see 'macronode --help')", c.Args().First())
+			}
+			_ = ucli.ShowAppHelp(c)
+			return silent(ExitUsage)
+		},
+		Commands: []*ucli.Command{
+			runCommand(env),
+			versionCommand(env),
+			checkCommand(env),
+			configCommand(env),
+			doctorCommand(env),
+			statusCommand(env),
+			actionCommand(env, "restart", "restart a service (also clears a failed state)"),
+			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
+			actionCommand(env, "start", "start a stopped service"),
+			logsCommand(env),
+			helpCommand(),
+		},
+	}
+	prepare(app.Commands)
+	return app
+}
+
+// prepare gives every command our usage-error handler and its own help
+// flag. urfave/cli's default help flag and help command are package-level
+// values that it mutates while parsing; owning ours keeps concurrent Run
+// calls (parallel tests) race-free.
+func prepare(cmds []*ucli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+		c.HideHelp = true
+		c.Flags = append(c.Flags, helpFlag())
+		prepare(c.Subcommands)
+	}
+}
+
+func helpFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help", DisableDefaultText: true}
+}
+
+func helpCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "help",
+		Aliases:   []string{"h"},
+		Usage:     "show the commands, or one command's help",
+		UsageText: "macronode help [COMMAND]",
+		Action: func(c *ucli.Context) error {
+			if !c.Args().Present() {
+				return ucli.ShowAppHelp(c)
+			}
+			name := c.Args().First()
+			if c.App.Command(name) == nil {
+				return usageErr("unknown command %q (see 'macronode --help')", name)
+			}
+			return ucli.ShowCommandHelp(c, name)
+		},
+	}
+}
+
+// interspersed moves flags that follow positional arguments in front of
+// them, so `macronode logs storage -n 50 -f` parses like
+// `macronode logs -n 50 -f storage` (Go's flag package stops at the first
+// positional argument).
+func interspersed(cmds []*ucli.Command, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	i, cmd := 1, findCommand(cmds, args[1])
+	for cmd != nil && len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := findCommand(cmd.Subcommands, args[i+1])
+		if sub == nil {
+			break
+		}
+		i, cmd = i+1, sub
+	}
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		return args
+	}
+	var flags, positional []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			positional = append(positional, rest[j:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !hasValue && takesValue(cmd, name) && j+1 < len(rest) {
+			j++
+			flags = append(flags, rest[j])
+		}
+	}
+	out := append(append([]string(nil), args[:i+1]...), flags...)
+	return append(out, positional...)
+}
+
+func findCommand(cmds []*ucli.Command, name string) *ucli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether the named flag of cmd expects a value.
+func takesValue(cmd *ucli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			if dg, ok := f.(ucli.DocGenerationFlag); ok {
+				return dg.TakesValue()
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func onUsageError(c *ucli.Context, err error, isSubcommand bool) error {
+	name := "macronode"
+	if c.Command != nil && c.Command.FullName() != "" {
+		name = "macronode " + c.Command.FullName()
+	}
+	return usageErr("%v (see '%s --help')", err, name)
+}
+
+// configFlag is --config on every command that reads the configuration.
+func configFlag() ucli.Flag {
+	return &ucli.StringFlag{
+		Name:    "config",
+		Aliases: []string{"c"},
+		Usage:   "config file `PATH` (.yaml, .yml or .json); default: $RON_CONFIG",
+	}
+}
+
+// flagField maps a flag to the config field it overrides.
+type flagField struct{ flag, field string }
+
+var runFlagFields = []flagField{
+	{"http-addr", "http_addr"},
+	{"metrics-addr", "metrics_addr"},
+	{"log-level", "log_level"},
+	{"log-format", "log_format"},
+	{"data-dir", "data_dir"},
+	{"graceful-timeout", "shutdown_timeout"},
+	{"amnesia", "amnesia"},
+}
+
+// overrides turns the flags the user actually set into config overrides.
+func overrides(c *ucli.Context, table []flagField) []config.Override {
+	var out []config.Override
+	for _, ff := range table {
+		if !c.IsSet(ff.flag) {
+			continue
+		}
+		out = append(out, config.Override{Field: ff.field, Value: c.String(ff.flag), Source: "flag --" + ff.flag})
+	}
+	return out
+}
+
+// loadConfig loads and validates the configuration for a command, printing
+// deprecation warnings to stderr. Any error is a config error (exit 2).
+func loadConfig(c *ucli.Context, env Env, file string, flags []config.Override) (*config.Config, error) {
+	cfg, warns, err := config.Load(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
+	for _, w := range warns {
+		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return nil, configErr(fmt.Errorf("config: %w", err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+	}
+	return cfg, nil
+}

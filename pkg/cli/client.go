@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/macronode/macronode/pkg/config"
+)
+
+// clientTimeout bounds each admin API request.
+const clientTimeout = 10 * time.Second
+
+// maxResponseBytes caps what the client reads from the admin API.
+const maxResponseBytes = 8 << 20
+
+// client talks to a running node's admin API.
+type client struct {
+	base  string // "http://127.0.0.1:8080"
+	token string
+	http  *http.Client
+}
+
+// apiError is a JSON error answer of the admin API.
+type apiError struct {
+	Status int
+	Msg    string `json:"error"`
+	Code   string `json:"code"`
+}
+
+func (e *apiError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("%s (%s, HTTP %d)", e.Msg, e.Code, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status)
+}
+
+// newClient builds a client for the admin API that cfg describes. A
+// wildcard listen host is reached on loopback. With admin TLS the server
+// certificate is trusted if the system trusts it or it is the configured
+// certificate itself (a self-signed admin cert).
+func newClient(cfg *config.Config) (*client, error) {
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http_addr %q: %w", cfg.HTTPAddr, err)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	scheme := "http"
+	if cfg.AdminTLS.Cert != "" {
+		scheme = "https"
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.AdminTLS.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("admin TLS certificate: %w", err)
+		}
+		pool.AppendCertsFromPEM(pem)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &client{
+		base:  scheme + "://" + net.JoinHostPort(host, port),
+		token: cfg.AdminToken,
+		http:  &http.Client{Transport: tr, Timeout: clientTimeout},
+	}, nil
+}
+
+// close releases the client's idle connections.
+func (cl *client) close() { cl.http.CloseIdleConnections() }
+
+// do sends a request and decodes a 2xx JSON answer into out (if non-nil).
+func (cl *client) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no node running at %s (is `macronode run` up?)", cl.base)
+		}
+		return fmt.Errorf("%s %s: %w", method, cl.base+path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		ae := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(body, ae) != nil || ae.Msg == "" {
+			ae.Msg = strings.TrimSpace(truncate(string(body), 200))
+			if ae.Msg == "" {
+				ae.Msg = http.StatusText(resp.StatusCode)
+			}
+		}
+		return ae
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// statusDoc is the part of GET /api/v1/status the CLI shows.
+type statusDoc struct {
+	UptimeSeconds float64                   `json:"uptime_seconds"`
+	Ready         bool                      `json:"ready"`
+	HTTPAddr      string                    `json:"http_addr"`
+	Services      map[string]serviceSummary `json:"services"`
+}
+
+type serviceSummary struct {
+	State         string  `json:"state"`
+	PID           int     `json:"pid"`
+	Restarts      int     `json:"restarts"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Ready         bool    `json:"ready"`
+	Listen        string  `json:"listen"`
+	LastExit      string  `json:"last_exit"`
+	LastError     string  `json:"last_error"`
+}
+
+func (cl *client) status(ctx context.Context) (*statusDoc, error) {
+	var doc statusDoc
+	if err := cl.do(ctx, http.MethodGet, "/api/v1/status", &doc); err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}
+
+// actionDoc is the 202 answer of a service action.
+type actionDoc struct {
+	Status string `json:"status"`
+}
+
+func (cl *client) action(ctx context.Context, name, verb string) (*actionDoc, error) {
+	var doc actionDoc
+	path := "/api/v1/services/" + url.PathEscape(name) + "/" + verb
+	if err := cl.do(ctx, http.MethodPost, path, &doc); err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}
+
+// logLine is one line of GET /api/v1/services/{name}/logs.
+type logLine struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream"`
+	Text   string    `json:"text"`
+}
+
+func (cl *client) logs(ctx context.Context, name string, lines int) ([]logLine, error) {
+	var doc struct {
+		Lines []logLine `json:"lines"`
+	}
+	path := fmt.Sprintf("/api/v1/services/%s/logs?lines=%d", url.PathEscape(name), lines)
+	if err := cl.do(ctx, http.MethodGet, path, &doc); err != nil {
+		return nil, err
+	}
+	return doc.Lines, nil
+}

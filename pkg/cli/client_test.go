@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeNode imitates the admin API of a running node.
+type fakeNode struct {
+	mu       sync.Mutex
+	token    string // required bearer token, if set
+	actions  []string
+	logLines []logLine
+	srv      *httptest.Server
+}
+
+func newFakeNode(t *testing.T, token string) *fakeNode {
+	f := &fakeNode{token: token}
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token", "code": "unauthorized"})
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /api/v1/status", auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"uptime_seconds": 75.4, "ready": false, "profile": "macronode",
+			"services": map[string]any{
+				"gateway": map[string]any{"state": "running", "pid": 103, "restarts": 0, "uptime_seconds": 70.2, "ready": true, "listen": "127.0.0.1:8090"},
+				"storage": map[string]any{"state": "backoff", "pid": 0, "restarts": 3, "ready": false, "listen": "127.0.0.1:9300", "last_exit": "signal: killed", "last_error": "heartbeat timeout"},
+				"overlay": map[string]any{"state": "running", "pid": 101, "restarts": 1, "uptime_seconds": 3723, "ready": true, "last_exit": "exit status 1"},
+			},
+		})
+	}))
+	mux.HandleFunc("POST /api/v1/services/{name}/{verb}", auth(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name == "nosuch" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service \"nosuch\"", "code": "not_found"})
+			return
+		}
+		f.mu.Lock()
+		f.actions = append(f.actions, r.PathValue("verb")+" "+name)
+		f.mu.Unlock()
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": r.PathValue("verb") + " scheduled", "service": name})
+	}))
+	mux.HandleFunc("GET /api/v1/services/{name}/logs", auth(func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("lines"))
+		if err != nil || n < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad lines", "code": "bad_request"})
+			return
+		}
+		f.mu.Lock()
+		lines := f.logLines
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		lines = append([]logLine(nil), lines...)
+		f.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"service": r.PathValue("name"), "lines": lines})
+	}))
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeNode) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeNode) addLine(text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logLines = append(f.logLines, logLine{
+		Time:   time.Date(2025, 1, 2, 3, 4, 5, len(f.logLines), time.UTC),
+		Stream: "stderr",
+		Text:   text,
+	})
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "tok")
+	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=tok"}, "status")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want header, 3 rows and a summary:\n%s", r.stdout)
+	}
+	for i, want := range [][]string{
+		{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "LAST", "EXIT"},
+		{"storage", "backoff", "-", "-", "3", "no", "signal: killed (heartbeat timeout)"}, // start order
+		{"overlay", "running", "101", "1h2m3s", "1", "yes", "exit status 1"},
+		{"gateway", "running", "103", "1m10s", "0", "yes", "-"},
+		{"node not ready, up 1m15s"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d %q lacks %q", i, lines[i], w)
+			}
+		}
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "tok")
+	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=wrong"}, "status")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "missing or wrong bearer token (unauthorized, HTTP 401)") {
+		t.Errorf("wrong token: exit %d, %q", r.code, r.stderr)
+	}
+
+	// A port nobody listens on: connection refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r = run(t, []string{"RON_HTTP_ADDR=" + addr}, "status")
+	want := fmt.Sprintf("no node running at http://%s (is `macronode run` up?)", addr)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, want) {
+		t.Errorf("refused: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestFlagBeatsEnvForClients(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "")
+	// RON_HTTP_ADDR points nowhere useful; --http-addr wins.
+	r := run(t, []string{"RON_HTTP_ADDR=127.0.0.1:1"}, "status", "--http-addr", f.addr())
+	if r.code != ExitOK || !strings.Contains(r.stdout, "storage") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// --config supplies the address too.
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("http_addr: "+f.addr()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, nil, "status", "--config", cfg)
+	if r.code != ExitOK {
+		t.Errorf("--config: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestActions(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "tok")
+	env := []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=tok"}
+	for _, verb := range []string{"restart", "stop", "start"} {
+		r := run(t, env, verb, "storage")
+		if r.code != ExitOK || r.stdout != "storage: "+verb+" scheduled\n" {
+			t.Errorf("%s: exit %d, %q %q", verb, r.code, r.stdout, r.stderr)
+		}
+	}
+	f.mu.Lock()
+	got := strings.Join(f.actions, ",")
+	f.mu.Unlock()
+	if got != "restart storage,stop storage,start storage" {
+		t.Errorf("actions = %q", got)
+	}
+	r := run(t, env, "restart", "nosuch")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, `restart nosuch: unknown service "nosuch" (not_found, HTTP 404)`) {
+		t.Errorf("unknown: exit %d, %q", r.code, r.stderr)
+	}
+	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "stop", "storage")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "HTTP 401") {
+		t.Errorf("no token: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "")
+	for i := range 5 {
+		f.addLine(fmt.Sprintf("line %d", i))
+	}
+	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "storage", "-n", "2")
+	want := "2025-01-02T03:04:05.000000003Z stderr line 3\n2025-01-02T03:04:05.000000004Z stderr line 4\n"
+	if r.code != ExitOK || r.stdout != want {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLogsFollow(t *testing.T) {
+	t.Parallel()
+	f := newFakeNode(t, "")
+	f.addLine("before")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		env := Env{Stdout: &stdout, Stderr: &stderr, pollEvery: 10 * time.Millisecond,
+			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
+		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f", "-n", "10"}, env)
+	}()
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "before") })
+	f.addLine("after 1")
+	f.addLine("after 2")
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "after 2") })
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got := strings.Count(stdout.String(), "\n"); got != 3 {
+		t.Errorf("want each line once, got:\n%s", stdout.String())
+	}
+}
+
+func TestOverlap(t *testing.T) {
+	t.Parallel()
+	l := func(s ...string) []logLine {
+		out := make([]logLine, len(s))
+		for i, x := range s {
+			out[i] = logLine{Text: x}
+		}
+		return out
+	}
+	tests := []struct {
+		prev, cur []logLine
+		want      int
+	}{
+		{l("a", "b"), l("a", "b"), 2},
+		{l("a", "b"), l("a", "b", "c"), 2},
+		{l("a", "b", "c"), l("b", "c", "d"), 2},
+		{l("a"), l("x", "y"), 0},
+		{nil, l("x"), 0},
+		{l("a"), nil, 0},
+	}
+	for i, tc := range tests {
+		if got := overlap(tc.prev, tc.cur); got != tc.want {
+			t.Errorf("%d: overlap = %d, want %d", i, got, tc.want)
+		}
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met before the deadline")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	runDir, err := os.MkdirTemp("", "mn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runDir) })
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	base := []string{"RON_SERVICES=none", "RON_DATA_DIR=" + dataDir, "RON_RUN_DIR=" + runDir}
+
+	r := run(t, append(base, "RON_HTTP_ADDR="+freeAddr), "doctor")
+	if r.code != ExitOK {
+		t.Fatalf("healthy host: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"ok    port admin      " + freeAddr + " is free", "ok    data_dir        " + dataDir + " is writable", "control socket  " + runDir + "/control.sock", "open files"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("services:\n  storage:\n    binary: /nonexistent/svc-storage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(append([]string(nil), base...), "RON_HTTP_ADDR="+busy.Addr().String(), "RON_SERVICES=storage", "RON_STORAGE_ADDR="+freeAddr)
+	r = run(t, env, "doctor", "--config", cfg)
+	if r.code != ExitFailure {
+		t.Fatalf("want exit 1, got %d\n%s", r.code, r.stdout)
+	}
+	for _, want := range []string{"fail  port admin", "is in use", "fail  binary storage", "/nonexistent/svc-storage"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "doctor: 2 check(s) failed") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/macronode/macronode/pkg/config"
+)
+
+// followLines is how many lines `logs -f` asks for on each poll.
+const followLines = 1000
+
+// clientFlags are shared by the commands that talk to a running node.
+func clientFlags(extra ...ucli.Flag) []ucli.Flag {
+	return append([]ucli.Flag{
+		configFlag(),
+		&ucli.StringFlag{Name: "http-addr", Usage: "the node's admin API `ADDR`; default from the config (RON_HTTP_ADDR)"},
+	}, extra...)
+}
+
+// connect loads the configuration like `run` would and returns an admin
+// API client plus the configuration (for the start order).
+func connect(c *ucli.Context, env Env) (*client, *config.Config, error) {
+	cfg, err := loadConfig(c, env, c.String("config"), overrides(c, []flagField{{"http-addr", "http_addr"}}))
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := newClient(cfg)
+	if err != nil {
+		return nil, nil, configErr(err)
+	}
+	return cl, cfg, nil
+}
+
+func statusCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "status",
+		Usage:     "show the services of a running node",
+		UsageText: "macronode status [--config PATH] [--http-addr ADDR]",
+		Description: "Asks the node's admin API (GET /api/v1/status) and prints one row per service\n" +
+			"in start order. Uses the same config layers as `run`, so RON_HTTP_ADDR,\n" +
+			"RON_ADMIN_TOKEN and --config point it at the right node.\n\n" +
+			"Example:\n   macronode status\n" +
+			"   NAME     STATE    PID    UPTIME  RESTARTS  READY  LAST EXIT\n" +
+			"   storage  running  41235  3m12s   1         yes    signal: killed",
+		Flags: clientFlags(),
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return usageErr("status takes no arguments")
+			}
+			cl, cfg, err := connect(c, env)
+			if err != nil {
+				return err
+			}
+			defer cl.close()
+			doc, err := cl.status(c.Context)
+			if err != nil {
+				return failure(err)
+			}
+			if err := printStatus(env, cfg, doc); err != nil {
+				return failure(err)
+			}
+			return nil
+		},
+	}
+}
+
+func printStatus(env Env, cfg *config.Config, doc *statusDoc) error {
+	var names []string
+	listed := map[string]bool{}
+	for _, n := range cfg.Enabled() {
+		if _, ok := doc.Services[n]; ok {
+			names = append(names, n)
+			listed[n] = true
+		}
+	}
+	var rest []string
+	for n := range doc.Services {
+		if !listed[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tREADY\tLAST EXIT")
+	for _, n := range names {
+		s := doc.Services[n]
+		pid, uptime := "-", "-"
+		if s.PID > 0 {
+			pid = strconv.Itoa(s.PID)
+			uptime = seconds(s.UptimeSeconds)
+		}
+		last := dash(s.LastExit)
+		if s.LastError != "" {
+			last += " (" + s.LastError + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", n, dash(s.State), pid, uptime, s.Restarts, yesNo(s.Ready), last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	state := "not ready"
+	if doc.Ready {
+		state = "ready"
+	}
+	_, err := fmt.Fprintf(env.Stdout, "node %s, up %s\n", state, seconds(doc.UptimeSeconds))
+	return err
+}
+
+func seconds(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func actionCommand(env Env, verb, usage string) *ucli.Command {
+	return &ucli.Command{
+		Name:      verb,
+		Usage:     usage,
+		UsageText: "macronode " + verb + " SERVICE [--config PATH] [--http-addr ADDR]",
+		Description: fmt.Sprintf("Asks the running node (POST /api/v1/services/SERVICE/%s). Sends\n"+
+			"Authorization: Bearer $RON_ADMIN_TOKEN when an admin token is configured.\n\n"+
+			"Example:\n   macronode %s storage", verb, verb),
+		Flags: clientFlags(),
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usageErr("%s needs exactly one SERVICE (one of %v)", verb, config.Planes)
+			}
+			name := c.Args().First()
+			cl, _, err := connect(c, env)
+			if err != nil {
+				return err
+			}
+			defer cl.close()
+			doc, err := cl.action(c.Context, name, verb)
+			if err != nil {
+				return failure(fmt.Errorf("%s %s: %w", verb, name, err))
+			}
+			msg := doc.Status
+			if msg == "" {
+				msg = verb + " requested"
+			}
+			fmt.Fprintf(env.Stdout, "%s: %s\n", name, msg)
+			return nil
+		},
+	}
+}
+
+func logsCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "logs",
+		Usage:     "print recent log lines of one service",
+		UsageText: "macronode logs SERVICE [-n N] [-f] [--config PATH] [--http-addr ADDR]",
+		Description: "Reads the parent's ring buffer of the child's stdout and stderr\n" +
+			"(GET /api/v1/services/SERVICE/logs). With -f, keeps polling every 500ms and\n" +
+			"prints new lines until interrupted.\n\n" +
+			"Example:\n   macronode logs storage -n 50 -f",
+		Flags: clientFlags(
+			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines"},
+			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines until interrupted"},
+		),
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usageErr("logs needs exactly one SERVICE (one of %v)", config.Planes)
+			}
+			n := c.Int("lines")
+			if n < 1 {
+				return usageErr("-n must be at least 1, got %d", n)
+			}
+			name := c.Args().First()
+			cl, _, err := connect(c, env)
+			if err != nil {
+				return err
+			}
+			defer cl.close()
+			lines, err := cl.logs(c.Context, name, n)
+			if err != nil {
+				return failure(fmt.Errorf("logs %s: %w", name, err))
+			}
+			printLines(env, lines)
+			if !c.Bool("follow") {
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return follow(ctx, env, cl, name, lines)
+		},
+	}
+}
+
+// follow polls for new lines until ctx ends. The API has no cursor: each
+// answer is the tail of the ring buffer, and the new lines are those after
+// the longest overlap with the previous answer.
+func follow(ctx context.Context, env Env, cl *client, name string, prev []logLine) error {
+	every := env.pollEvery
+	if every <= 0 {
+		every = 500 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cur, err := cl.logs(ctx, name, followLines)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return failure(fmt.Errorf("logs %s: %w", name, err))
+		}
+		printLines(env, cur[overlap(prev, cur):])
+		prev = cur
+	}
+}
+
+// overlap returns the largest k such that the last k lines of prev are the
+// first k lines of cur.
+func overlap(prev, cur []logLine) int {
+	k := min(len(prev), len(cur))
+	for ; k > 0; k-- {
+		if equalLines(prev[len(prev)-k:], cur[:k]) {
+			return k
+		}
+	}
+	return 0
+}
+
+func equalLines(a, b []logLine) bool {
+	for i := range a {
+		if !a[i].Time.Equal(b[i].Time) || a[i].Stream != b[i].Stream || a[i].Text != b[i].Text {
+			return false
+		}
+	}
+	return true
+}
+
+func printLines(env Env, lines []logLine) {
+	for _, l := range lines {
+		ts := "-"
+		if !l.Time.IsZero() {
+			ts = l.Time.Format(time.RFC3339Nano)
+		}
+		fmt.Fprintf(env.Stdout, "%s %s %s\n", ts, l.Stream, l.Text)
+	}
+}

@@ -1,0 +1,209 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/macronode/macronode/pkg/buildinfo"
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/logging"
+	"github.com/macronode/macronode/pkg/node"
+)
+
+func runCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "run",
+		Usage:     "run the node: supervise the planes and serve the admin API",
+		UsageText: "macronode run [--config PATH] [--http-addr ADDR] [--log-level L] [--data-dir D] [--amnesia]",
+		Description: "Loads the configuration (defaults < file < RON_* environment < flags), validates it,\n" +
+			"starts every enabled plane as its own process in dependency order and serves the\n" +
+			"admin API on http_addr. SIGTERM or SIGINT drain and stop; SIGHUP re-reads the\n" +
+			"configuration with the same file and flags and the current environment.\n\n" +
+			"Examples:\n" +
+			"   macronode run --config /etc/macronode/config.yaml\n" +
+			"   RON_SERVICES=storage,gateway macronode run --http-addr 127.0.0.1:8080 --amnesia",
+		Flags: []ucli.Flag{
+			configFlag(),
+			&ucli.StringFlag{Name: "http-addr", Usage: "admin API listen `ADDR` (host:port); env RON_HTTP_ADDR"},
+			&ucli.StringFlag{Name: "metrics-addr", Usage: "separate /metrics listen `ADDR`; empty serves it on the admin API; env RON_METRICS_ADDR"},
+			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: trace, debug, info, warn, error; env RON_LOG"},
+			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: auto (json unless a terminal), json, text; env RON_LOG_FORMAT"},
+			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
+			&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
+			&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return usageErr("run takes no arguments, got %q", c.Args().Slice())
+			}
+			file, flags := c.String("config"), overrides(c, runFlagFields)
+			cfg, err := loadConfig(c, env, file, flags)
+			if err != nil {
+				return err
+			}
+			logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, env.Stderr)
+			if err != nil {
+				return configErr(fmt.Errorf("logger: %w", err))
+			}
+			reload := func() (*config.Config, error) {
+				next, warns, err := config.Load(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
+				for _, w := range warns {
+					logger.Warn(w)
+				}
+				if err != nil {
+					return nil, err
+				}
+				if err := next.Validate(); err != nil {
+					return nil, err
+				}
+				return next, nil
+			}
+			runNode := env.runNode
+			if runNode == nil {
+				runNode = node.Run
+			}
+			err = runNode(c.Context, node.Options{Config: cfg, Reload: reload, Logger: logger})
+			if err != nil {
+				logger.Error("node stopped", "error", err)
+				return silent(ExitFailure)
+			}
+			return nil
+		},
+	}
+}
+
+func versionCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:        "version",
+		Usage:       "print the version, git sha, build time and Go version",
+		UsageText:   "macronode version [--json]",
+		Description: "Example:\n   macronode version --json   # the same JSON as GET /version",
+		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print the /version JSON document"}},
+		Action: func(c *ucli.Context) error {
+			info := buildinfo.Get("macronode")
+			if c.Bool("json") {
+				enc := json.NewEncoder(env.Stdout)
+				if err := enc.Encode(info); err != nil {
+					return failure(fmt.Errorf("version: %w", err))
+				}
+				return nil
+			}
+			fmt.Fprintf(env.Stdout, "macronode %s\ngit sha:  %s\nbuilt:    %s\ngo:       %s\n", info.Version, info.GitSHA, info.BuildTS, info.Go)
+			return nil
+		},
+	}
+}
+
+func checkCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "check",
+		Usage:     "load and validate the configuration; bind nothing",
+		UsageText: "macronode check [--config PATH]",
+		Description: "Runs every layer (defaults, file, RON_* environment) and every validation rule\n" +
+			"`macronode run` would, then stops. Each error names the field and who set it.\n" +
+			"Exit 0 with \"config ok\", or 2 with the errors.\n\n" +
+			"Example:\n   RON_CONFIG=/etc/macronode/config.yaml macronode check",
+		Flags: []ucli.Flag{configFlag()},
+		Action: func(c *ucli.Context) error {
+			if _, err := loadConfig(c, env, c.String("config"), nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, "config ok")
+			return nil
+		},
+	}
+}
+
+func configCommand(env Env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "config",
+		Usage:     "inspect the configuration",
+		UsageText: "macronode config print [--config PATH] | macronode config validate [PATH]",
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return usageErr("unknown config subcommand %q (want print or validate)", c.Args().First())
+			}
+			_ = ucli.ShowSubcommandHelp(c)
+			return silent(ExitUsage)
+		},
+		Subcommands: []*ucli.Command{
+			{
+				Name:      "print",
+				Usage:     "print the effective configuration with the source of each value",
+				UsageText: "macronode config print [--config PATH]",
+				Description: "One line per field: `field = value  # source`, where source is default, file <path>,\n" +
+					"env <VAR> or flag. The admin token is shown as (set), never its value.\n\n" +
+					"Example:\n   RON_LOG=debug macronode config print | grep log_level\n" +
+					"   log_level = \"debug\"  # env RON_LOG",
+				Flags: []ucli.Flag{configFlag()},
+				Action: func(c *ucli.Context) error {
+					cfg, warns, err := config.Load(config.LoadOptions{File: c.String("config"), Environ: env.environ()})
+					for _, w := range warns {
+						fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+					}
+					if err != nil {
+						return configErr(fmt.Errorf("config: %w", err))
+					}
+					if err := cfg.Print(env.Stdout); err != nil {
+						return failure(err)
+					}
+					if err := cfg.Validate(); err != nil {
+						return configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "validate",
+				Usage:     "validate a config file, or the layered configuration",
+				UsageText: "macronode config validate [PATH]",
+				Description: "With PATH, checks that file on top of the defaults alone (the environment is\n" +
+					"ignored, so the file is judged by itself). Without PATH, behaves like `check`.\n\n" +
+					"Example:\n   macronode config validate deploy/config.example.yaml",
+				Flags: []ucli.Flag{configFlag()},
+				Action: func(c *ucli.Context) error {
+					if c.NArg() > 1 {
+						return usageErr("config validate takes at most one PATH, got %d", c.NArg())
+					}
+					if c.NArg() == 0 {
+						if _, err := loadConfig(c, env, c.String("config"), nil); err != nil {
+							return err
+						}
+						fmt.Fprintln(env.Stdout, "config ok")
+						return nil
+					}
+					path := c.Args().First()
+					cfg, _, err := config.Load(config.LoadOptions{File: path})
+					if err != nil {
+						return configErr(fmt.Errorf("config: %w", err))
+					}
+					if err := cfg.Validate(); err != nil {
+						return configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+					}
+					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// indentErr indents each line of a (possibly multi-line) error by two spaces.
+func indentErr(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return &indented{msg: strings.Join(lines, "\n"), err: err}
+}
+
+type indented struct {
+	msg string
+	err error
+}
+
+func (e *indented) Error() string { return e.msg }
+func (e *indented) Unwrap() error { return e.err }

@@ -1,0 +1,324 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loadAndValidate runs Load and Validate, returning the first error.
+func loadAndValidate(opts LoadOptions) (*Config, []string, error) {
+	cfg, warns, err := Load(opts)
+	if err != nil {
+		return nil, warns, err
+	}
+	return cfg, warns, cfg.Validate()
+}
+
+func TestTestdataFiles(t *testing.T) {
+	// Every *.bad.* file must appear here with a fragment of its error.
+	badWant := map[string][]string{
+		"unknown-key.bad.yaml":           {`unknown-key.bad.yaml: line 3: unknown field "htp_addr"`},
+		"unknown-key.bad.json":           {`unknown-key.bad.json: unknown field "htp_addr"`},
+		"parsecs.bad.yaml":               {`line 1: read_timeout: invalid duration "5 parsecs"`},
+		"number-duration.bad.yaml":       {`write_timeout: invalid duration 10`},
+		"port-range.bad.yaml":            {"http_addr (file ", "port out of range"},
+		"no-port.bad.yaml":               {"http_addr (file ", "address without a port"},
+		"unknown-plane.bad.yaml":         {`line 2: unknown service "storag" under services`},
+		"unknown-service-field.bad.yaml": {`line 3: unknown field "lisen" in services.storage`},
+		"bad-size.bad.yaml":              {"max_body_bytes: ", "must not be negative"},
+		"chunk-too-big.bad.yaml":         {"chunk_bytes (file ", "larger than max_object_bytes"},
+		"cycle.bad.yaml":                 {"services.overlay.depends_on (file testdata/cycle.bad.yaml): dependency cycle: overlay -> dht -> overlay"},
+		"same-addr.bad.yaml":             {"services.index.listen (file ", "already used by services.storage.listen"},
+		"tls-half.bad.yaml":              {"gateway_tls.cert (file testdata/tls-half.bad.yaml): a TLS certificate is set without gateway_tls.key"},
+		"log-level.bad.yaml":             {`log_level (file `, `"verbose" is not one of trace, debug, info, warn, error`},
+		"backoff.bad.yaml":               {"services.mailbox.backoff.max", "services.mailbox.backoff.multiplier", "services.mailbox.max_restarts"},
+		"unknown-dep.bad.yaml":           {`services.gateway.depends_on (file `, `unknown service "blobs"`},
+		"duplicate.bad.yaml":             {`line 2: duplicate key "log_level"`},
+		"syntax.bad.yaml":                {"syntax.bad.yaml: "},
+	}
+	files, err := filepath.Glob("testdata/*.*.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			_, _, err := loadAndValidate(LoadOptions{File: f})
+			switch {
+			case strings.Contains(name, ".good."):
+				if err != nil {
+					t.Fatalf("want ok, got %v", err)
+				}
+			case strings.Contains(name, ".bad."):
+				seen++
+				want, ok := badWant[name]
+				if !ok {
+					t.Fatalf("no expected error listed for %s", name)
+				}
+				if err == nil {
+					t.Fatalf("want error containing %q, got nil", want)
+				}
+				for _, w := range want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+			}
+		})
+	}
+	if seen != len(badWant) {
+		t.Errorf("ran %d bad files, table lists %d", seen, len(badWant))
+	}
+}
+
+func TestFileMergesPartialService(t *testing.T) {
+	f := filepath.Join("testdata", "full.good.yaml")
+	cfg, _, err := loadAndValidate(LoadOptions{File: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cfg.Services["storage"]
+	def := DefaultService("storage")
+	if st.Listen != "127.0.0.1:19300" || !st.Enabled || !st.Critical || st.MaxRestarts != def.MaxRestarts {
+		t.Errorf("storage = %+v", st)
+	}
+	if st.Backoff.Initial != Duration(200*time.Millisecond) || st.Backoff.Max != def.Backoff.Max {
+		t.Errorf("backoff = %+v", st.Backoff)
+	}
+	if !reflect.DeepEqual(st.Args, []string{"--fsync=always"}) || st.Env["GOMAXPROCS"] != "2" {
+		t.Errorf("args/env = %v %v", st.Args, st.Env)
+	}
+	if cfg.Services["dht"].Enabled {
+		t.Error("dht should be disabled")
+	}
+	if got := cfg.Source("services.storage.listen"); got != "file "+f {
+		t.Errorf("source of services.storage.listen = %q", got)
+	}
+	if got := cfg.Source("services.storage.critical"); got != SourceDefault {
+		t.Errorf("source of services.storage.critical = %q", got)
+	}
+	if cfg.MaxBodyBytes != 2<<20 || cfg.OAPMaxFrameBytes != 1e6 || cfg.ChunkBytes != 64<<10 {
+		t.Errorf("sizes = %d %d %d", cfg.MaxBodyBytes, cfg.OAPMaxFrameBytes, cfg.ChunkBytes)
+	}
+	if !reflect.DeepEqual(cfg.Enabled(), []string{"storage", "index", "mailbox", "overlay", "gateway"}) {
+		t.Errorf("enabled = %v", cfg.Enabled())
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte("log_level: warn\nread_timeout: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flag := Override{Field: "log_level", Value: "error", Source: "flag --log-level"}
+	tests := []struct {
+		name       string
+		opts       LoadOptions
+		field      string
+		wantValue  any
+		wantSource string
+		wantWarn   string
+	}{
+		{"default", LoadOptions{}, "log_level", "info", "default", ""},
+		{"file", LoadOptions{File: file}, "log_level", "warn", "file " + file, ""},
+		{"RON_CONFIG names the file", LoadOptions{Environ: []string{"RON_CONFIG=" + file}}, "log_level", "warn", "file " + file, ""},
+		{"env beats file", LoadOptions{File: file, Environ: []string{"RON_LOG=debug"}}, "log_level", "debug", "env RON_LOG", ""},
+		{"flag beats env", LoadOptions{File: file, Environ: []string{"RON_LOG=debug"}, Flags: []Override{flag}}, "log_level", "error", "flag --log-level", ""},
+		{"MACRO alias", LoadOptions{Environ: []string{"MACRO_LOG=trace"}}, "log_level", "trace", "env MACRO_LOG", "MACRO_LOG is deprecated; use RON_LOG"},
+		{"RON beats MACRO", LoadOptions{Environ: []string{"MACRO_LOG=trace", "RON_LOG=warn"}}, "log_level", "warn", "env RON_LOG", "MACRO_LOG is deprecated and ignored because RON_LOG is set"},
+		{"graceful timeout", LoadOptions{Environ: []string{"RON_GRACEFUL_TIMEOUT=30s"}}, "shutdown_timeout", Duration(30 * time.Second), "env RON_GRACEFUL_TIMEOUT", ""},
+		{"file duration kept", LoadOptions{File: file, Environ: []string{"RON_LOG=debug"}}, "read_timeout", Duration(3 * time.Second), "file " + file, ""},
+		{"plane addr", LoadOptions{Environ: []string{"RON_STORAGE_ADDR=127.0.0.1:1"}}, "services.storage.listen", "127.0.0.1:1", "env RON_STORAGE_ADDR", ""},
+		{"chunk env", LoadOptions{Environ: []string{"RON_MAX_CHUNK_BYTES=128KiB"}}, "chunk_bytes", Size(128 << 10), "env RON_MAX_CHUNK_BYTES", ""},
+		{"tls env", LoadOptions{Environ: []string{"RON_ADMIN_TLS_CLIENT_CA=/ca.pem"}}, "admin_tls.client_ca", "/ca.pem", "env RON_ADMIN_TLS_CLIENT_CA", ""},
+		{"amnesia", LoadOptions{Environ: []string{"RON_AMNESIA=1"}}, "amnesia", true, "env RON_AMNESIA", ""},
+		{"amnesia flag", LoadOptions{Environ: []string{"RON_AMNESIA=0"}, Flags: []Override{{"amnesia", "true", "flag --amnesia"}}}, "amnesia", true, "flag --amnesia", ""},
+		{"state dir", LoadOptions{Environ: []string{"STATE_DIRECTORY=/var/lib/mn"}}, "data_dir", "/var/lib/mn", "env STATE_DIRECTORY", ""},
+		{"runtime dir", LoadOptions{Environ: []string{"RUNTIME_DIRECTORY=/run/mn:/run/other"}}, "run_dir", "/run/mn", "env RUNTIME_DIRECTORY", ""},
+		{"RON_DATA_DIR beats STATE_DIRECTORY", LoadOptions{Environ: []string{"STATE_DIRECTORY=/a", "RON_DATA_DIR=/b"}}, "data_dir", "/b", "env RON_DATA_DIR", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, warns, err := Load(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := cfg.field(tc.field)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := v.Interface(); !reflect.DeepEqual(got, tc.wantValue) {
+				t.Errorf("%s = %v, want %v", tc.field, got, tc.wantValue)
+			}
+			if got := cfg.Source(tc.field); got != tc.wantSource {
+				t.Errorf("source = %q, want %q", got, tc.wantSource)
+			}
+			if tc.wantWarn == "" && len(warns) > 0 {
+				t.Errorf("unexpected warnings %v", warns)
+			}
+			if tc.wantWarn != "" && (len(warns) != 1 || warns[0] != tc.wantWarn) {
+				t.Errorf("warnings = %v, want %q", warns, tc.wantWarn)
+			}
+		})
+	}
+}
+
+func TestServicesEnv(t *testing.T) {
+	tests := []struct {
+		value string
+		want  []string
+	}{
+		{"gateway,storage", []string{"storage", "gateway"}},
+		{" dht , overlay ", []string{"overlay", "dht"}},
+		{"none", nil},
+		{"", nil},
+	}
+	for _, tc := range tests {
+		cfg, _, err := loadAndValidate(LoadOptions{Environ: []string{"RON_SERVICES=" + tc.value}})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.value, err)
+		}
+		if got := cfg.Enabled(); !reflect.DeepEqual(got, tc.want) && (len(got) != 0 || len(tc.want) != 0) {
+			t.Errorf("RON_SERVICES=%q: enabled %v, want %v", tc.value, got, tc.want)
+		}
+		if got := cfg.Source("services.dht.enabled"); got != "env RON_SERVICES" {
+			t.Errorf("source = %q", got)
+		}
+	}
+	_, _, err := Load(LoadOptions{Environ: []string{"RON_SERVICES=storage,blobs"}})
+	if err == nil || !strings.Contains(err.Error(), `env RON_SERVICES: services: unknown service "blobs"`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts LoadOptions
+		want string
+	}{
+		{"env duration", LoadOptions{Environ: []string{"RON_READ_TIMEOUT=abc"}}, `env RON_READ_TIMEOUT: read_timeout: invalid duration "abc"`},
+		{"env size", LoadOptions{Environ: []string{"RON_MAX_BODY_BYTES=lots"}}, `env RON_MAX_BODY_BYTES: max_body_bytes: invalid size "lots"`},
+		{"env bool", LoadOptions{Environ: []string{"MACRO_AMNESIA=maybe"}}, `env MACRO_AMNESIA: amnesia: invalid boolean "maybe"`},
+		{"env int", LoadOptions{Environ: []string{"RON_DECOMPRESS_RATIO_CAP=x"}}, `env RON_DECOMPRESS_RATIO_CAP: decompress_ratio_cap: invalid integer "x"`},
+		{"flag duration", LoadOptions{Flags: []Override{{"shutdown_timeout", "soon", "flag --graceful-timeout"}}}, `flag --graceful-timeout: shutdown_timeout: invalid duration "soon"`},
+		{"flag unknown field", LoadOptions{Flags: []Override{{"nope", "1", "flag --nope"}}}, `flag --nope: unknown field "nope"`},
+		{"missing file", LoadOptions{File: "testdata/absent.yaml"}, "config file: open testdata/absent.yaml"},
+		{"bad extension", LoadOptions{File: "testdata/x.toml"}, `unsupported extension ".toml"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Load(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   string // "" means valid
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"port zero", func(c *Config) { c.HTTPAddr = "127.0.0.1:0" }, "http_addr (default): \"127.0.0.1:0\": port out of range"},
+		{"named port", func(c *Config) { c.MetricsAddr = "127.0.0.1:http" }, `port "http" is not a number`},
+		{"trailing colon", func(c *Config) { c.Services["dht"].Listen = "127.0.0.1:" }, "services.dht.listen (default): \"127.0.0.1:\" is an address without a port"},
+		{"empty metrics ok", func(c *Config) { c.MetricsAddr = "" }, ""},
+		{"metrics clashes", func(c *Config) { c.MetricsAddr = "0.0.0.0:8080" }, "metrics_addr (default): 0.0.0.0:8080 is already used by http_addr"},
+		{"disabled may share", func(c *Config) {
+			c.Services["dht"].Enabled = false
+			c.Services["dht"].Listen = c.Services["overlay"].Listen
+		}, ""},
+		{"zero timeout", func(c *Config) { c.IdleTimeout = 0 }, "idle_timeout (default): must be greater than 0"},
+		{"zero size", func(c *Config) { c.OAPMaxFrameBytes = 0 }, "oap_max_frame_bytes (default): must be greater than 0"},
+		{"pq", func(c *Config) { c.PQMode = "pure" }, `pq_mode (default): "pure" is not one of off, hybrid`},
+		{"format", func(c *Config) { c.LogFormat = "xml" }, `log_format (default): "xml" is not one of auto, json, text`},
+		{"key only", func(c *Config) { c.AdminTLS.Key = "/k" }, "admin_tls.key (default): a TLS key is set without admin_tls.cert"},
+		{"self dep", func(c *Config) { c.Services["index"].DependsOn = []string{"index"} }, "index cannot depend on itself"},
+		{"long run dir", func(c *Config) { c.RunDir = "/" + strings.Repeat("r", 100) }, "run_dir (default): control socket path"},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data_dir (default): must not be empty"},
+		{"amnesia no data dir", func(c *Config) { c.DataDir = ""; c.Amnesia = true }, ""},
+		{"zero heartbeat", func(c *Config) { c.Services["gateway"].HeartbeatTimeout = 0 }, "services.gateway.heartbeat_timeout (default): must be greater than 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaultsFrom(nil)
+			tc.mutate(c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("want *ValidationError, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnabledOrder(t *testing.T) {
+	c := defaultsFrom(nil)
+	if got, want := c.Enabled(), []string{"storage", "index", "mailbox", "overlay", "dht", "gateway"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Enabled = %v, want %v", got, want)
+	}
+	c.Services["storage"].DependsOn = []string{"dht"}
+	if got, want := c.Enabled(), []string{"index", "mailbox", "overlay", "dht", "storage", "gateway"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Enabled = %v, want %v", got, want)
+	}
+	c.Services["overlay"].DependsOn = []string{"storage"} // a cycle: still every plane once
+	if got := c.Enabled(); len(got) != 6 {
+		t.Errorf("Enabled with a cycle = %v", got)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	sizes := map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "1MiB": 1 << 20, "1GiB": 1 << 30, "1KB": 1000, "1MB": 1e6, "2 mib": 2 << 20, "7B": 7}
+	for in, want := range sizes {
+		got, err := ParseSize(in)
+		if err != nil || int64(got) != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "-1KiB", "+1", "1.5MiB", "lots", "KiB", "99999999999999999999", "9000000000GiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): want error", in)
+		}
+	}
+	for in, want := range map[string]time.Duration{"500ms": 500 * time.Millisecond, "10s": 10 * time.Second, "1m": time.Minute, "0": 0} {
+		got, err := ParseDuration(in)
+		if err != nil || got.D() != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "10", "abc", "5 parsecs"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q): want error", in)
+		}
+	}
+	for d, want := range map[Duration]string{Duration(time.Minute): "1m", Duration(90 * time.Minute): "1h30m", Duration(time.Hour): "1h", Duration(1500 * time.Millisecond): "1.5s"} {
+		if d.String() != want {
+			t.Errorf("%d.String() = %q, want %q", d, d.String(), want)
+		}
+	}
+	for s, want := range map[Size]string{1 << 20: "1MiB", 64 << 10: "64KiB", 1000: "1000", 0: "0"} {
+		if s.String() != want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(s), s.String(), want)
+		}
+	}
+}
