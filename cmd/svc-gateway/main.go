@@ -1,0 +1,25 @@
+// Command svc-gateway is the gateway plane of macronode as its own process, on the
+// shared child runtime: the public HTTP ingress.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/macronode/macronode/pkg/planes/gateway"
+	"github.com/macronode/macronode/pkg/svcrt"
+)
+
+func main() {
+	var cfg gateway.Config
+	os.Exit(svcrt.Main(svcrt.Plane{
+		Name:        "gateway",
+		DefaultAddr: "127.0.0.1:8090",
+		Summary:     "gateway plane: public HTTP ingress routing /o, /names, /mailboxes, /dht to the planes",
+		Flags:       cfg.RegisterFlags,
+		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
+			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
+			return gateway.New(cfg, env.Logger, env.Registry)
+		},
+	}))
+}

@@ -1,0 +1,329 @@
+// Package gateway is the public HTTP ingress of a macronode node. It answers
+// GET /ingress/ping itself and reverse-proxies the plane APIs to their
+// backends:
+//
+//	/o, /o/...                 -> storage  (--storage-addr)
+//	/names, /names/...         -> index    (--index-addr)
+//	/mailboxes, /mailboxes/... -> mailbox  (--mailbox-addr)
+//	/dht, /dht/...             -> dht      (--dht-addr)
+//
+// Anything else is a 404 JSON error. Bodies stream both ways (nothing is
+// buffered), capped per route (--max-object-bytes for /o, --max-body-bytes
+// for the JSON routes). Each client IP has a token-bucket rate limit (429 with
+// Retry-After). A backend that is down or unconfigured answers 503 JSON at
+// once; one that does not send response headers within --backend-timeout
+// answers 504. X-Request-Id is propagated to the backend and echoed, and
+// X-Forwarded-For is set to the client's address (client-supplied
+// X-Forwarded-* headers are dropped: this is the edge, so they are not
+// trusted). Hop-by-hop headers and protocol upgrades are not forwarded.
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/macronode/macronode/pkg/httpx"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of the gateway's flags.
+const (
+	DefaultMaxBodyBytes   = 1 << 20 // JSON bodies: names, mailboxes, dht
+	DefaultMaxObjectBytes = 1 << 30 // blob uploads to /o
+	DefaultRate           = 1000    // requests per second per client IP
+	DefaultBurst          = 2000
+	DefaultBackendTimeout = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Config holds the gateway's settings. DataDir and Amnesia come from the
+// runtime's common flags; the gateway stores nothing, so it ignores both
+// (it does not create DataDir).
+type Config struct {
+	DataDir string
+	Amnesia bool
+
+	// Backends, as host:port (or a full http:// or https:// URL). An empty
+	// address makes that route answer 503 "backend not configured".
+	StorageAddr string
+	IndexAddr   string
+	MailboxAddr string
+	DHTAddr     string
+
+	MaxBodyBytes   int64         // body cap for /names, /mailboxes, /dht
+	MaxObjectBytes int64         // body cap for /o
+	Rate           float64       // requests/s per client IP; <= 0 disables (Rate and Burst both 0 take the defaults)
+	Burst          int           // bucket size of the rate limit
+	BackendTimeout time.Duration // dial + wait for response headers; never cuts a body stream
+	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
+}
+
+// RegisterFlags registers the gateway's own flags on fs, with production
+// defaults for any field still zero.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.applyDefaults()
+	fs.StringVar(&c.StorageAddr, "storage-addr", c.StorageAddr,
+		"host:port of svc-storage, served under /o; empty answers 503 on /o")
+	fs.StringVar(&c.IndexAddr, "index-addr", c.IndexAddr,
+		"host:port of svc-index, served under /names; empty answers 503 on /names")
+	fs.StringVar(&c.MailboxAddr, "mailbox-addr", c.MailboxAddr,
+		"host:port of svc-mailbox, served under /mailboxes; empty answers 503 on /mailboxes")
+	fs.StringVar(&c.DHTAddr, "dht-addr", c.DHTAddr,
+		"host:port of svc-dht's HTTP API, served under /dht; empty answers 503 on /dht")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes,
+		"largest request body in bytes on /names, /mailboxes and /dht; larger answers 413")
+	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", c.MaxObjectBytes,
+		"largest blob upload in bytes on /o; larger answers 413 (uploads stream, they are never buffered)")
+	fs.Float64Var(&c.Rate, "rate", c.Rate,
+		"sustained requests per second allowed per client IP (token bucket); over it answers 429; 0 disables")
+	fs.IntVar(&c.Burst, "burst", c.Burst,
+		"requests a client IP may send at once above --rate before it is limited")
+	fs.DurationVar(&c.BackendTimeout, "backend-timeout", c.BackendTimeout,
+		"how long to wait for a backend's response headers after sending the request (504 past it); "+
+			"a body already streaming is never cut; connecting is capped at 1s (503 when down)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout,
+		"deadline for a whole request on the JSON routes (/names, /mailboxes, /dht); /o streams have none")
+}
+
+func (c *Config) applyDefaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = DefaultMaxObjectBytes
+	}
+	if c.Rate == 0 && c.Burst == 0 {
+		c.Rate, c.Burst = DefaultRate, DefaultBurst
+	}
+	if c.BackendTimeout == 0 {
+		c.BackendTimeout = DefaultBackendTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("max-body-bytes must be positive, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxObjectBytes < 0 {
+		errs = append(errs, fmt.Errorf("max-object-bytes must be positive, got %d", c.MaxObjectBytes))
+	}
+	if c.Rate > 0 && c.Burst < 1 {
+		errs = append(errs, fmt.Errorf("burst must be at least 1 when rate is set, got %d", c.Burst))
+	}
+	if c.BackendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("backend-timeout must be positive, got %s", c.BackendTimeout))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("request-timeout must be positive, got %s", c.RequestTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the gateway: a router, its backends and its limits.
+type Server struct {
+	cfg      Config
+	log      hclog.Logger
+	m        *metrics
+	limiter  *httpx.IPLimiter
+	backends []*backend
+	handler  http.Handler
+
+	closeOnce sync.Once
+}
+
+// New builds the gateway from cfg. Backends are not contacted: a backend
+// that is down shows as 503 answers on its route, not as an error here.
+// Metrics are registered on reg.
+func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, m: m}
+	if cfg.Rate > 0 {
+		s.limiter = httpx.NewIPLimiter(cfg.Rate, cfg.Burst)
+	}
+	specs := []struct {
+		name, addr string
+		maxBody    int64
+		deadline   time.Duration
+		header     time.Duration
+	}{
+		// Blob streams have no whole-request deadline: a 1 GiB transfer on a
+		// slow link must not be cut.
+		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout},
+		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
+		// A mailbox receive is a long poll: its headers legitimately wait
+		// up to the request deadline.
+		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout)},
+		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
+	}
+	for _, sp := range specs {
+		b, err := newBackend(s, sp.name, sp.addr, sp.maxBody, sp.deadline, sp.header)
+		if err != nil {
+			s.closeBackends()
+			return nil, fmt.Errorf("gateway: --%s-addr: %w", sp.name, err)
+		}
+		if b.target == nil {
+			log.Warn("backend not configured; its route answers 503", "backend", sp.name)
+		} else {
+			log.Info("backend", "backend", sp.name, "url", b.target.String())
+		}
+		s.backends = append(s.backends, b)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := httpx.NewMux()
+	mux.HandleFunc("GET /ingress/ping", handlePing)
+	for _, b := range s.backends {
+		for _, p := range b.prefixes() {
+			mux.Handle(p, b)
+			mux.Handle(p+"/", b)
+		}
+	}
+	var h http.Handler = mux
+	h = s.rateLimit(h)
+	h = s.instrument(h)
+	h = httpx.RequestID(h)
+	return httpx.Recover(func(r *http.Request, v any) {
+		s.log.Error("panic in handler", "path", r.URL.Path, "error", fmt.Sprint(v),
+			"request_id", httpx.RequestIDFrom(r.Context()))
+	}, h)
+}
+
+// Handler returns the gateway's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Ready is always nil: the gateway can always answer, and a backend's state
+// shows as 503 answers on its route.
+func (s *Server) Ready() error { return nil }
+
+// Close releases the idle backend connections. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(s.closeBackends)
+	return nil
+}
+
+func (s *Server) closeBackends() {
+	for _, b := range s.backends {
+		b.transport.CloseIdleConnections()
+	}
+}
+
+// pingBody is the answer of GET /ingress/ping.
+type pingBody struct {
+	OK      bool   `json:"ok"`
+	Service string `json:"service"`
+	Profile string `json:"profile"`
+}
+
+func handlePing(w http.ResponseWriter, _ *http.Request) {
+	httpx.JSON(w, http.StatusOK, pingBody{OK: true, Service: "svc-gateway", Profile: "macronode"})
+}
+
+// routeOf names the route of a path for metric labels; it mirrors the mux.
+func routeOf(path string) string {
+	if path == "/ingress/ping" {
+		return "ping"
+	}
+	for _, r := range []struct{ prefix, name string }{
+		{"/o", "storage"}, {"/names", "index"}, {"/mailboxes", "mailbox"}, {"/dht", "dht"},
+	} {
+		if rest, ok := strings.CutPrefix(path, r.prefix); ok && (rest == "" || rest[0] == '/') {
+			return r.name
+		}
+	}
+	return "other"
+}
+
+// rateLimit answers 429 JSON with Retry-After to a client IP over its rate.
+func (s *Server) rateLimit(next http.Handler) http.Handler {
+	if s.limiter == nil {
+		return next
+	}
+	retry := "1"
+	if s.cfg.Rate < 1 {
+		retry = strconv.Itoa(int(1/s.cfg.Rate) + 1)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.limiter.Allow(httpx.ClientIP(r)) {
+			s.m.rateLimited.Inc()
+			w.Header().Set("Retry-After", retry)
+			httpx.Error(w, http.StatusTooManyRequests, "", "rate limit exceeded for this client")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument counts each request by route and final status and observes its
+// duration, including requests whose stream was aborted.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := routeOf(r.URL.Path)
+		rec := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			code := rec.status
+			if code == 0 {
+				code = http.StatusOK
+			}
+			s.m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+			s.m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// statusWriter remembers the final (non-1xx) status written. Unwrap lets
+// http.ResponseController and the proxy reach Flush on the real writer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

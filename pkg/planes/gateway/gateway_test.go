@@ -1,0 +1,461 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type gw struct {
+	t      *testing.T
+	srv    *Server
+	ts     *httptest.Server
+	reg    *prometheus.Registry
+	client *http.Client
+}
+
+func newGW(t testing.TB, cfg Config) *gw {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	tr := &http.Transport{DisableCompression: true}
+	g := &gw{srv: srv, ts: ts, reg: reg, client: &http.Client{Transport: tr}}
+	if tt, ok := t.(*testing.T); ok {
+		g.t = tt
+	}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ts.Close()
+		_ = srv.Close()
+	})
+	return g
+}
+
+// seen is what a fake backend reports about the request it received.
+type seen struct {
+	Backend   string      `json:"backend"`
+	Method    string      `json:"method"`
+	Path      string      `json:"path"`
+	RawPath   string      `json:"raw_path"`
+	RawQuery  string      `json:"raw_query"`
+	Header    http.Header `json:"header"`
+	BodyBytes int64       `json:"body_bytes"`
+}
+
+// fakeBackend answers every request with a JSON description of it.
+func fakeBackend(t *testing.T, name string) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Backend", name)
+		_ = json.NewEncoder(w).Encode(seen{Backend: name, Method: r.Method, Path: r.URL.Path,
+			RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery, Header: r.Header, BodyBytes: n})
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func hostOf(ts *httptest.Server) string { return strings.TrimPrefix(ts.URL, "http://") }
+
+type answer struct {
+	status int
+	header http.Header
+	raw    []byte
+}
+
+func (a answer) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.raw, &m); err != nil {
+		t.Fatalf("non-JSON body %q (status %d)", a.raw, a.status)
+	}
+	return m
+}
+
+func (a answer) seen(t *testing.T) seen {
+	t.Helper()
+	var s seen
+	if err := json.Unmarshal(a.raw, &s); err != nil || s.Backend == "" {
+		t.Fatalf("not a backend answer: %d %q", a.status, a.raw)
+	}
+	return s
+}
+
+func (g *gw) do(req *http.Request) answer {
+	g.t.Helper()
+	res, err := g.client.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return answer{status: res.StatusCode, header: res.Header, raw: b}
+}
+
+func (g *gw) req(method, path string, body io.Reader, hdr ...string) *http.Request {
+	g.t.Helper()
+	req, err := http.NewRequest(method, g.ts.URL+path, body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	return req
+}
+
+func (g *gw) get(path string, hdr ...string) answer {
+	g.t.Helper()
+	return g.do(g.req("GET", path, nil, hdr...))
+}
+
+// counterValue reads one sample of a counter family from reg by labels.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return 0
+}
+
+func TestPing(t *testing.T) {
+	g := newGW(t, Config{})
+	a := g.get("/ingress/ping")
+	if a.status != 200 || string(a.raw) != `{"ok":true,"service":"svc-gateway","profile":"macronode"}`+"\n" {
+		t.Fatalf("ping: %d %q", a.status, a.raw)
+	}
+	if a.header.Get("Content-Type") != "application/json" || a.header.Get("X-Request-Id") == "" {
+		t.Fatalf("ping headers: %v", a.header)
+	}
+	if g.srv.Ready() != nil {
+		t.Fatal("gateway not ready")
+	}
+	if a := g.do(g.req("POST", "/ingress/ping", nil)); a.status != 405 || a.json(t)["code"] != "method_not_allowed" {
+		t.Fatalf("POST ping: %d %s", a.status, a.raw)
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "ping", "code": "200"}); got != 1 {
+		t.Fatalf("requests_total{ping,200} = %v", got)
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_request_duration_seconds", map[string]string{"route": "ping"}); got != 2 {
+		t.Fatalf("duration samples for ping = %v, want 2", got)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	backends := map[string]*httptest.Server{}
+	for _, n := range []string{"storage", "index", "mailbox", "dht"} {
+		backends[n] = fakeBackend(t, n)
+	}
+	g := newGW(t, Config{
+		StorageAddr: hostOf(backends["storage"]),
+		IndexAddr:   backends["index"].URL, // a full URL works too
+		MailboxAddr: hostOf(backends["mailbox"]),
+		DHTAddr:     hostOf(backends["dht"]),
+	})
+	tests := []struct {
+		method, path, backend, wantPath, wantQuery string
+	}{
+		{"POST", "/o", "storage", "/o", ""},
+		{"GET", "/o/b3:" + strings.Repeat("ab", 32) + "?x=1&y=%20z", "storage", "/o/b3:" + strings.Repeat("ab", 32), "x=1&y=%20z"},
+		{"HEAD", "/o/abc", "storage", "/o/abc", ""},
+		{"GET", "/names", "index", "/names", ""},
+		{"GET", "/names?prefix=site/&limit=2", "index", "/names", "prefix=site/&limit=2"},
+		{"PUT", "/names/site/index.html", "index", "/names/site/index.html", ""},
+		{"DELETE", "/names/a%2Fb", "index", "/names/a/b", ""},
+		{"POST", "/mailboxes/box1/receive?max=10&wait=1s", "mailbox", "/mailboxes/box1/receive", "max=10&wait=1s"},
+		{"GET", "/mailboxes", "mailbox", "/mailboxes", ""},
+		{"GET", "/dht/peers", "dht", "/dht/peers", ""},
+		{"POST", "/dht/providers/b3:00", "dht", "/dht/providers/b3:00", ""},
+	}
+	for _, tc := range tests {
+		var body io.Reader
+		if tc.method == "POST" || tc.method == "PUT" {
+			body = strings.NewReader(`{"x":1}`)
+		}
+		a := g.do(g.req(tc.method, tc.path, body))
+		if a.status != 200 || a.header.Get("X-Backend") != tc.backend {
+			t.Errorf("%s %s: %d backend %q, want %s", tc.method, tc.path, a.status, a.header.Get("X-Backend"), tc.backend)
+			continue
+		}
+		if tc.method == "HEAD" {
+			continue
+		}
+		s := a.seen(t)
+		if s.Method != tc.method || s.Path != tc.wantPath || s.RawQuery != tc.wantQuery {
+			t.Errorf("%s %s: backend saw %s %s ? %s", tc.method, tc.path, s.Method, s.Path, s.RawQuery)
+		}
+		if body != nil && s.BodyBytes != 7 {
+			t.Errorf("%s %s: backend read %d body bytes, want 7", tc.method, tc.path, s.BodyBytes)
+		}
+	}
+	if s := g.get("/names/a%2Fb").seen(t); s.RawPath != "/names/a%2Fb" {
+		t.Errorf("escaped path not preserved: raw %q", s.RawPath)
+	}
+	for _, p := range []string{"/", "/nope", "/objects/x", "/oo", "/namesx", "/ingress"} {
+		a := g.get(p)
+		if a.status != 404 || a.json(t)["code"] != "not_found" {
+			t.Errorf("GET %s: %d %s, want 404 JSON", p, a.status, a.raw)
+		}
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "index", "code": "200"}); got != 5 {
+		t.Errorf("requests_total{index,200} = %v, want 5", got)
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "other", "code": "404"}); got != 6 {
+		t.Errorf("requests_total{other,404} = %v, want 6", got)
+	}
+}
+
+func TestForwardedHeaders(t *testing.T) {
+	be := fakeBackend(t, "index")
+	g := newGW(t, Config{IndexAddr: hostOf(be)})
+
+	a := g.get("/names/a", "X-Request-Id", "req-abc-123", "X-Forwarded-For", "6.6.6.6", "Forwarded", "for=6.6.6.6")
+	s := a.seen(t)
+	if got := s.Header.Get("X-Request-Id"); got != "req-abc-123" || a.header.Get("X-Request-Id") != "req-abc-123" {
+		t.Errorf("request id: backend saw %q, client got %q", got, a.header.Get("X-Request-Id"))
+	}
+	if got := s.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For at backend = %q, want just the client IP", got)
+	}
+	if s.Header.Get("Forwarded") != "" || s.Header.Get("X-Forwarded-Proto") != "http" || s.Header.Get("X-Forwarded-Host") == "" {
+		t.Errorf("forwarding headers at backend: %v", s.Header)
+	}
+
+	// No id from the client: the gateway makes one and the backend sees it.
+	a = g.get("/names/a")
+	id := a.header.Get("X-Request-Id")
+	if id == "" || a.seen(t).Header.Get("X-Request-Id") != id {
+		t.Errorf("generated request id %q not propagated: %v", id, a.seen(t).Header)
+	}
+
+	// Hop-by-hop headers, and headers named by Connection, stop here.
+	a = g.get("/names/a",
+		"Connection", "X-Private, Upgrade", "X-Private", "secret", "Keep-Alive", "timeout=5",
+		"Upgrade", "websocket", "Proxy-Connection", "keep-alive", "Te", "gzip", "Proxy-Authorization", "Basic x",
+		"X-Kept", "yes")
+	s = a.seen(t)
+	for _, h := range []string{"X-Private", "Keep-Alive", "Upgrade", "Proxy-Connection", "Te", "Proxy-Authorization"} {
+		if v := s.Header.Get(h); v != "" {
+			t.Errorf("hop-by-hop header %s reached the backend: %q", h, v)
+		}
+	}
+	if c := s.Header.Get("Connection"); c != "" && !strings.EqualFold(c, "keep-alive") && !strings.EqualFold(c, "close") {
+		t.Errorf("Connection reached the backend: %q", c)
+	}
+	if s.Header.Get("X-Kept") != "yes" {
+		t.Errorf("end-to-end header dropped: %v", s.Header)
+	}
+}
+
+func TestBackendNotConfigured(t *testing.T) {
+	g := newGW(t, Config{})
+	for _, p := range []string{"/o", "/o/x", "/names/a", "/mailboxes/b/messages", "/dht/peers"} {
+		a := g.get(p)
+		if m := a.json(t); a.status != 503 || m["code"] != "backend_not_configured" || !strings.Contains(m["error"].(string), "not configured") {
+			t.Errorf("GET %s: %d %s", p, a.status, a.raw)
+		}
+	}
+}
+
+// closedAddr is a local address with nothing listening.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func TestBackendDown(t *testing.T) {
+	down := closedAddr(t)
+	g := newGW(t, Config{StorageAddr: down, IndexAddr: down})
+	for _, p := range []string{"/o/abc", "/names/a"} {
+		a := g.do(g.req("POST", p, strings.NewReader("payload")))
+		m := a.json(t)
+		if a.status != 503 || m["code"] != "backend_down" || !strings.HasPrefix(m["error"].(string), "backend ") {
+			t.Fatalf("POST %s to a down backend: %d %s", p, a.status, a.raw)
+		}
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_backend_errors_total", map[string]string{"backend": "storage"}); got != 1 {
+		t.Fatalf("backend_errors_total{storage} = %v, want 1", got)
+	}
+}
+
+// hangingBackend accepts requests and never answers until the client leaves.
+func hangingBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestBackendHangsOnHeaders(t *testing.T) {
+	hang := hangingBackend(t)
+	g := newGW(t, Config{StorageAddr: hostOf(hang), IndexAddr: hostOf(hang),
+		BackendTimeout: 100 * time.Millisecond, RequestTimeout: time.Hour})
+	for _, p := range []string{"/o/abc", "/names/a"} {
+		a := g.get(p)
+		if m := a.json(t); a.status != 504 || m["code"] != "backend_timeout" {
+			t.Fatalf("GET %s from a hanging backend: %d %s", p, a.status, a.raw)
+		}
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_backend_errors_total", map[string]string{"backend": "index"}); got != 1 {
+		t.Fatalf("backend_errors_total{index} = %v, want 1", got)
+	}
+}
+
+func TestRequestDeadline(t *testing.T) {
+	hang := hangingBackend(t)
+	g := newGW(t, Config{MailboxAddr: hostOf(hang), BackendTimeout: time.Hour, RequestTimeout: 100 * time.Millisecond})
+	a := g.do(g.req("POST", "/mailboxes/b/receive?wait=1h", nil))
+	if m := a.json(t); a.status != 504 || m["code"] != "backend_timeout" || !strings.Contains(m["error"].(string), "deadline") {
+		t.Fatalf("long request: %d %s", a.status, a.raw)
+	}
+}
+
+func TestBodyCaps(t *testing.T) {
+	be := fakeBackend(t, "any")
+	g := newGW(t, Config{StorageAddr: hostOf(be), IndexAddr: hostOf(be), MailboxAddr: hostOf(be),
+		MaxBodyBytes: 16, MaxObjectBytes: 64})
+	// onlyReader hides the length, so the body goes chunked and the cap
+	// trips while streaming rather than on Content-Length.
+	type onlyReader struct{ io.Reader }
+	tests := []struct {
+		path   string
+		size   int
+		sized  bool
+		status int
+	}{
+		{"/names/a", 16, true, 200},
+		{"/names/a", 17, true, 413},
+		{"/names/a", 16, false, 200},
+		{"/names/a", 1000, false, 413},
+		{"/mailboxes/b/messages", 17, true, 413},
+		{"/o", 64, true, 200},
+		{"/o", 64, false, 200},
+		{"/o", 65, true, 413},
+		{"/o", 100 << 10, false, 413},
+	}
+	for _, tc := range tests {
+		var body io.Reader = strings.NewReader(strings.Repeat("x", tc.size))
+		if !tc.sized {
+			body = onlyReader{body}
+		}
+		a := g.do(g.req("POST", tc.path, body))
+		if a.status != tc.status {
+			t.Errorf("POST %s %d bytes (sized %v): %d %s, want %d", tc.path, tc.size, tc.sized, a.status, a.raw, tc.status)
+			continue
+		}
+		if tc.status == 413 && a.json(t)["code"] != "too_large" {
+			t.Errorf("POST %s %d bytes: body %s", tc.path, tc.size, a.raw)
+		}
+		if tc.status == 200 && a.seen(t).BodyBytes != int64(tc.size) {
+			t.Errorf("POST %s: backend read %d bytes, want %d", tc.path, a.seen(t).BodyBytes, tc.size)
+		}
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	g := newGW(t, Config{Rate: 0.001, Burst: 2})
+	for i := range 2 {
+		if a := g.get("/ingress/ping"); a.status != 200 {
+			t.Fatalf("request %d within burst: %d", i, a.status)
+		}
+	}
+	a := g.get("/ingress/ping")
+	if a.status != 429 || a.json(t)["code"] != "rate_limited" {
+		t.Fatalf("over the rate: %d %s", a.status, a.raw)
+	}
+	if ra, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Fatalf("Retry-After = %q", a.header.Get("Retry-After"))
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_rate_limited_total", nil); got != 1 {
+		t.Fatalf("rate_limited_total = %v, want 1", got)
+	}
+	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "ping", "code": "429"}); got != 1 {
+		t.Fatalf("requests_total{ping,429} = %v, want 1", got)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	var c Config
+	fs := flagSet()
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.StorageAddr != "127.0.0.1:9300" || c.Rate != 5 || c.Burst != DefaultBurst || c.BackendTimeout != 2*time.Second ||
+		c.MaxObjectBytes != 1000 || c.MaxBodyBytes != DefaultMaxBodyBytes || c.RequestTimeout != DefaultRequestTimeout {
+		t.Fatalf("parsed config %+v", c)
+	}
+	for _, bad := range []Config{
+		{StorageAddr: "ftp://x:1"},
+		{IndexAddr: "http://"},
+		{DHTAddr: "http://h:1/?q=1"},
+		{MaxBodyBytes: -1},
+		{Rate: 5, Burst: -1},
+		{BackendTimeout: -time.Second},
+	} {
+		if s, err := New(bad, nil, nil); err == nil {
+			_ = s.Close()
+			t.Errorf("New(%+v) succeeded", bad)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := New(Config{}, nil, reg); err == nil {
+		t.Fatal("double metric registration succeeded")
+	}
+}

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/macronode/macronode/pkg/httpx"
+)
+
+// dialTimeout caps connecting to a backend: they are local, so a backend
+// that does not accept within it is down.
+const dialTimeout = time.Second
+
+// statusClientClosed is logged and counted (never seen by anyone) when the
+// client went away before the backend answered, as nginx does.
+const statusClientClosed = 499
+
+// backend is one proxied route: a reverse proxy to one plane, its body cap
+// and its deadline.
+type backend struct {
+	s         *Server
+	name      string
+	target    *url.URL // nil: not configured
+	maxBody   int64
+	deadline  time.Duration // whole-request deadline; 0 for streams
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTimeout time.Duration) (*backend, error) {
+	b := &backend{s: s, name: name, maxBody: maxBody, deadline: deadline}
+	target, err := parseBackendAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	b.target = target
+	b.transport = &http.Transport{
+		Proxy: nil, // never route backend traffic through an environment proxy
+		DialContext: (&net.Dialer{
+			Timeout:   min(dialTimeout, headerTimeout),
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ResponseHeaderTimeout: headerTimeout,
+		TLSHandshakeTimeout:   headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		// Pass bodies through as the backend encoded them.
+		DisableCompression: true,
+	}
+	if target == nil {
+		return b, nil
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			// No protocol upgrades through the gateway: a hijacked
+			// connection would escape every limit above.
+			pr.Out.Header.Del("Upgrade")
+			pr.Out.Header.Del("Connection")
+		},
+		Transport:     b.transport,
+		FlushInterval: -1, // stream: flush every write through at once
+		ErrorHandler:  b.proxyError,
+		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{
+			ForceLevel: hclog.Debug,
+		}),
+	}
+	return b, nil
+}
+
+// parseBackendAddr accepts host:port or an http(s) URL; "" means none.
+func parseBackendAddr(addr string) (*url.URL, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	raw := addr
+	if !containsScheme(addr) {
+		raw = "http://" + addr
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bad backend address %q: %w", addr, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("bad backend address %q: scheme must be http or https", addr)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("bad backend address %q: no host", addr)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("bad backend address %q: only scheme, host, port and path are allowed", addr)
+	}
+	return u, nil
+}
+
+func containsScheme(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == ':' {
+			return s[i+1] == '/' && s[i+2] == '/'
+		}
+	}
+	return false
+}
+
+// prefixes are the mux patterns of this backend's route (each also gets
+// a "/"-suffixed subtree pattern).
+func (b *backend) prefixes() []string {
+	switch b.name {
+	case "storage":
+		return []string{"/o"}
+	case "index":
+		return []string{"/names"}
+	case "mailbox":
+		return []string{"/mailboxes"}
+	default:
+		return []string{"/" + b.name}
+	}
+}
+
+// reqState travels in the outbound request's context so the error handler
+// can tell a client's body failure from a backend failure.
+type reqState struct {
+	mu      sync.Mutex
+	bodyErr error
+}
+
+type stateKey struct{}
+
+// trackedBody records the first non-EOF error reading the client's body.
+type trackedBody struct {
+	io.ReadCloser
+	st *reqState
+}
+
+func (t trackedBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.st.mu.Lock()
+		if t.st.bodyErr == nil {
+			t.st.bodyErr = err
+		}
+		t.st.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.proxy == nil {
+		httpx.Errorf(w, http.StatusServiceUnavailable, "backend_not_configured",
+			"backend %s not configured (start svc-gateway with --%s-addr)", b.name, b.name)
+		return
+	}
+	if r.ContentLength > b.maxBody {
+		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body of %d bytes exceeds the %d-byte limit of /%s routes",
+			r.ContentLength, b.maxBody, b.name)
+		return
+	}
+	st := &reqState{}
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if b.deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.deadline)
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = trackedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.maxBody), st: st}
+	}
+	b.proxy.ServeHTTP(w, r)
+}
+
+// proxyError answers a failed round trip to the backend with a JSON error.
+// r is the outbound request; its context descends from the client's.
+func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	log := b.s.log.With("backend", b.name, "path", r.URL.Path, "request_id", r.Header.Get(httpx.HeaderRequestID))
+	var bodyErr error
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		st.mu.Lock()
+		bodyErr = st.bodyErr
+		st.mu.Unlock()
+	}
+	ctxErr := r.Context().Err()
+	var ne net.Error
+	switch {
+	case httpx.IsTooLarge(bodyErr) || httpx.IsTooLarge(err):
+		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of /%s routes", b.maxBody, b.name)
+	case errors.Is(ctxErr, context.Canceled):
+		// The client went away: nobody reads an answer. 499 only labels
+		// the metric and the access log.
+		log.Debug("client closed the request", "error", err)
+		w.WriteHeader(statusClientClosed)
+	case bodyErr != nil:
+		log.Debug("client request body failed", "error", bodyErr)
+		httpx.Errorf(w, http.StatusBadRequest, "bad_body", "reading the request body failed: %v", bodyErr)
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		b.s.m.backendErrors.WithLabelValues(b.name).Inc()
+		log.Warn("request deadline passed", "deadline", b.deadline, "error", err)
+		httpx.Errorf(w, http.StatusGatewayTimeout, "backend_timeout",
+			"backend %s did not answer within the %s request deadline", b.name, b.deadline)
+	case isDialError(err):
+		b.s.m.backendErrors.WithLabelValues(b.name).Inc()
+		log.Warn("backend unreachable", "error", err)
+		httpx.Errorf(w, http.StatusServiceUnavailable, "backend_down", "backend %s unavailable: %v", b.name, err)
+	case errors.As(err, &ne) && ne.Timeout():
+		b.s.m.backendErrors.WithLabelValues(b.name).Inc()
+		log.Warn("backend timed out", "error", err)
+		httpx.Errorf(w, http.StatusGatewayTimeout, "backend_timeout", "backend %s timed out: %v", b.name, err)
+	default:
+		// Reset, EOF, refused upgrade...: the backend failed mid-request
+		// (typically it died); a retry will meet its restart.
+		b.s.m.backendErrors.WithLabelValues(b.name).Inc()
+		log.Warn("backend request failed", "error", err)
+		httpx.Errorf(w, http.StatusServiceUnavailable, "backend_down", "backend %s unavailable: %v", b.name, err)
+	}
+}
+
+// isDialError reports a failure to connect: refused, unreachable, or a dial
+// that timed out. These mean "down", answered 503 at once.
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
