@@ -1,0 +1,79 @@
+// Package storage is macronode's storage plane: a content-addressed blob
+// store whose addresses are BLAKE3-256 hashes written "b3:<64 lowercase hex>".
+//
+// # HTTP API
+//
+//	POST /o            body = blob
+//	                   201 {"address":"b3:…","size":n}  stored now
+//	                   200 {"address":"b3:…","size":n}  already stored (dedup hit,
+//	                                                     counted in dedup_hits_total)
+//	                   413 larger than --max-object-bytes, 507 storage full
+//	GET  /o/{addr}     200 the blob (206 with Range), 304 on If-None-Match,
+//	                   400 bad address (code "bad_address"), 404 unknown,
+//	                   416 unsatisfiable or malformed range,
+//	                   500 "corrupt" when the blob failed verification
+//	HEAD /o/{addr}     headers only (Content-Length = size); not verified
+//
+// Responses carry ETag: "b3:<hex>" (quoted), Cache-Control: public,
+// max-age=31536000, immutable, Content-Type: application/octet-stream and
+// Accept-Ranges: bytes. Every error is JSON (pkg/httpx). Range supports one
+// range ("bytes=a-b", "bytes=a-", "bytes=-n"); a request for several ranges
+// or another unit gets the whole object, as RFC 9110 allows; If-Range with a
+// different tag also gets the whole object.
+//
+// # Uploads
+//
+// POST /o streams the body: it is hashed while written to a temp file in
+// DataDir/tmp (same file system as the objects), then fsynced, closed, and
+// renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex[2:4]>/<hex>;
+// the shard directory (and any shard directory just created, via its parent)
+// is fsynced before the client hears 201. A second upload of the same
+// content is recognised after hashing, its temp file is removed and it gets
+// 200; two identical uploads racing each other are settled by the no-replace
+// rename, the loser reporting a dedup hit. Oversized bodies, full disks
+// (ENOSPC/EDQUOT at any step), and bodies that break off remove the temp
+// file; temp files left by a crash are removed when the store opens.
+//
+// # Verification
+//
+// Nothing on disk is trusted: GET hashes what it serves, and a blob whose
+// bytes do not match its address is never delivered as a complete, clean
+// response.
+//
+//   - Full GET of a blob up to VerifyBeforeSendBytes (8 MiB): the whole blob is
+//     hashed before the first byte is sent; corrupt => 500 JSON (code
+//     "corrupt").
+//   - Full GET of a larger blob: it is streamed in --chunk-bytes pieces and
+//     hashed as it goes; the final piece is held back until the hash is
+//     known, and on a mismatch the response is aborted (the client sees a
+//     transfer cut short of Content-Length, never a clean end).
+//   - Range GET, any size: the whole blob is hashed first (the file is read
+//     twice), then the range is sent; corrupt => 500 JSON. Correctness over
+//     speed: a range is never served from an unverified blob.
+//   - HEAD sends no blob bytes and is not verified.
+//
+// A blob that fails verification is moved to DataDir/quarantine/ (dropped,
+// in amnesia mode), counted in macronode_storage_verify_failures_total, and
+// later GETs answer 404 until the content is uploaded again. A dedup hit
+// does not re-read the stored copy; it only checks that its size matches
+// (a stored copy of the wrong size is quarantined and replaced).
+//
+// # Amnesia
+//
+// With Config.Amnesia the blobs live in a memory store capped at
+// --amnesia-max-bytes; uploads that would pass the cap get 507. Nothing is
+// created or written under DataDir.
+//
+// # Metrics
+//
+// On the registry given to New, prefixed macronode_storage_: objects and
+// bytes (gauges, counted at start-up by walking objects/ — one readdir per
+// shard and one lstat per blob — then kept current), puts_total,
+// dedup_hits_total, put_bytes_total, put_failures_total{reason},
+// gets_total, get_bytes_total and verify_failures_total. A file truncated
+// or grown behind the store's back can make the bytes gauge drift until the
+// next start-up walk.
+//
+// The Store interface (DiskStore, MemStore) is what the HTTP handler is
+// built on and what the DHT fetcher uses to keep blobs fetched from peers.
+package storage

@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+)
+
+// Store is a content-addressed blob store. The disk store (OpenDisk) and the
+// memory store (NewMemory) implement it; the HTTP handler and, later, the DHT
+// fetcher use only this interface. Every method is safe for concurrent use.
+type Store interface {
+	// Put streams r into the store while hashing it with BLAKE3 and returns
+	// the content address and size. It never holds the whole blob in a
+	// single buffer. dedup is true when the blob was already present: nothing
+	// new is stored. Reading more than max bytes fails with ErrTooLarge;
+	// running out of space fails with ErrFull; an error from r is wrapped in
+	// ErrRead. On any error nothing is left behind.
+	Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error)
+	// Open returns a reader positioned at the start of the blob and its size.
+	// The bytes are NOT verified against the address; callers that serve
+	// them must hash them (see Server). ErrNotFound when absent.
+	Open(addr [32]byte) (io.ReadSeekCloser, int64, error)
+	// Stat returns the blob's size, or ErrNotFound.
+	Stat(addr [32]byte) (int64, error)
+	// Has reports whether the blob is present.
+	Has(addr [32]byte) (bool, error)
+	// Delete removes the blob; ErrNotFound when absent.
+	Delete(addr [32]byte) error
+	// Quarantine takes a blob that failed verification out of service (the
+	// disk store moves it under quarantine/ for inspection; the memory store
+	// drops it). Later Opens answer ErrNotFound.
+	Quarantine(addr [32]byte) error
+	// Usage returns the number of blobs stored and their total size.
+	Usage() (objects, bytes int64)
+	// Close releases the store; later calls fail with ErrClosed. Idempotent.
+	Close() error
+}
+
+// Errors returned (wrapped) by Store implementations. Test with errors.Is.
+var (
+	ErrNotFound = errors.New("object not found")
+	ErrTooLarge = errors.New("object too large")
+	ErrFull     = errors.New("storage full")
+	ErrRead     = errors.New("read request body")
+	ErrClosed   = errors.New("store closed")
+)
+
+// noSpace reports whether err means the file system is out of space or quota.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// classify adds ErrFull to the chain of a disk error that means "no space",
+// keeping the original for the message and for errors.Is.
+func classify(op string, err error) error {
+	if noSpace(err) {
+		return fmt.Errorf("%s: %w: %w", op, ErrFull, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// putBufBytes is the size of the copy buffer used by Put: large enough that
+// BLAKE3 hashes many 1 KiB chunks in parallel (SIMD) and that writes to the
+// temp file are few.
+const putBufBytes = 256 << 10
+
+var putBufs = sync.Pool{New: func() any { b := make([]byte, putBufBytes); return &b }}
+
+// fill reads from r until buf is full or r ends. eof is true when r ended;
+// err is only a real read error (wrapped in ErrRead).
+func fill(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	for n < len(buf) {
+		m, rerr := r.Read(buf[n:])
+		n += m
+		if rerr == io.EOF {
+			return n, true, nil
+		}
+		if rerr != nil {
+			return n, false, fmt.Errorf("%w: %w", ErrRead, rerr)
+		}
+	}
+	return n, false, nil
+}
