@@ -1,0 +1,348 @@
+// Package admin is the parent's admin HTTP plane (SPEC §5): version, health,
+// truthful readiness aggregated from the supervisor, Prometheus metrics (the
+// parent's own plus every running child's, relabelled with `service`), node
+// status, and the operator actions (shutdown, reload, restart/stop/start of
+// one service, a service's recent log lines).
+//
+// The package knows the supervisor only through the small Services interface
+// and the configuration only through a func returning the config in force, so
+// the daemon wires it and tests drive it with fakes.
+//
+// Every route runs behind, outermost first: panic recovery, X-Request-Id,
+// per-route metrics, rate limiting, a per-request timeout and a body cap. POST
+// routes additionally need `Authorization: Bearer <admin_token>` when a token
+// is configured; with no token they are allowed only when the admin plane is
+// bound to loopback (or MACRONODE_DEV_INSECURE=1). A missing or wrong token is
+// answered 401 with `WWW-Authenticate: Bearer` (RFC 6750), never 403, so a
+// client cannot tell "no token" from "wrong token" apart by status.
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/httpx"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+// Environment switches read once by New.
+const (
+	// EnvDevReady forces /readyz to 200 ("mode":"dev-forced") when "1".
+	EnvDevReady = "MACRONODE_DEV_READY"
+	// EnvDevInsecure allows unauthenticated POSTs on a non-loopback bind when "1".
+	EnvDevInsecure = "MACRONODE_DEV_INSECURE"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultRateLimit          = 100 // requests per second, whole admin plane
+	DefaultRateBurst          = 200
+	DefaultReadHeaderTimeout  = 5 * time.Second
+	DefaultChildScrapeTimeout = time.Second
+	DefaultMaxBodyBytes       = 1 << 20
+)
+
+// Services is the small interface the supervisor implements.
+type Services interface {
+	// Snapshot returns every supervised service, in start order, Name set.
+	Snapshot() []supervisor.Status
+	// Restart restarts a service (and clears a failed state);
+	// supervisor.ErrUnknownService for unknown names.
+	Restart(name string) error
+	// Stop stops a service and keeps it stopped until Start or Restart.
+	Stop(name string) error
+	// Start starts a stopped service.
+	Start(name string) error
+	// Logs returns the last n lines the service wrote.
+	Logs(name string, n int) ([]supervisor.LogLine, error)
+}
+
+// ReloadResult is what a successful reload changed.
+type ReloadResult struct {
+	Changed         []string `json:"changed"`
+	Applied         []string `json:"applied"`
+	RestartRequired []string `json:"restart_required"`
+}
+
+// Options wires a Server. Config is required; everything else is optional.
+type Options struct {
+	// Config returns the configuration currently in force (it changes after a reload).
+	Config func() *config.Config
+	// Services is nil when no supervisor runs; every enabled plane is then "pending".
+	Services Services
+	// Reload re-reads the configuration. A *config.ValidationError (errors.As)
+	// is answered 422 listing the field errors; any other error 500.
+	Reload func(ctx context.Context) (ReloadResult, error)
+	// Shutdown schedules the ordered drain. It is called at most once.
+	Shutdown func()
+	// Logger defaults to a null logger.
+	Logger hclog.Logger
+	// Collectors are extra collectors registered on /metrics (the supervisor's log-line counters).
+	Collectors []prometheus.Collector
+	// Started is when the node started, for uptime; zero means New's time.
+	Started time.Time
+
+	// RateLimit is the admin plane's global request rate (token bucket, per
+	// second): 0 means DefaultRateLimit, negative means unlimited.
+	RateLimit float64
+	// RateBurst is the bucket size: 0 means DefaultRateBurst.
+	RateBurst int
+	// PerIPRateLimit additionally limits each client IP (requests per second,
+	// burst twice that); 0 disables it.
+	PerIPRateLimit float64
+	// ChildScrapeTimeout bounds each child /metrics scrape: 0 means 1s.
+	ChildScrapeTimeout time.Duration
+	// Getenv reads the environment switches; nil means os.Getenv.
+	Getenv func(key string) string
+}
+
+// Server is the admin HTTP plane.
+type Server struct {
+	opts     Options
+	log      hclog.Logger
+	started  time.Time
+	devReady bool
+	insecure bool // MACRONODE_DEV_INSECURE=1
+	loopback atomic.Bool
+
+	bound    atomic.Bool
+	draining atomic.Bool
+
+	mux      *httpx.Mux
+	handler  http.Handler
+	mhandler http.Handler
+	srv      *http.Server
+	tls      *tls.Config
+	metrics  *metrics
+	children *childScraper
+	global   *rate.Limiter
+	perIP    *httpx.IPLimiter
+
+	shutdownOnce sync.Once
+	healthMu     sync.Mutex
+	healthBusy   bool // a supervisor liveness probe is still outstanding
+}
+
+// New validates opts and builds the server. It reads MACRONODE_DEV_READY and
+// MACRONODE_DEV_INSECURE once.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil {
+		return nil, errors.New("admin: options: Config is required")
+	}
+	cfg := opts.Config()
+	if cfg == nil {
+		return nil, errors.New("admin: options: Config returned nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Started.IsZero() {
+		opts.Started = time.Now()
+	}
+	if opts.ChildScrapeTimeout <= 0 {
+		opts.ChildScrapeTimeout = DefaultChildScrapeTimeout
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		started:  opts.Started,
+		devReady: opts.Getenv(EnvDevReady) == "1",
+		insecure: opts.Getenv(EnvDevInsecure) == "1",
+	}
+	s.loopback.Store(IsLoopbackAddr(cfg.HTTPAddr))
+
+	switch {
+	case opts.RateLimit < 0:
+		s.global = rate.NewLimiter(rate.Inf, 0)
+	default:
+		rps, burst := opts.RateLimit, opts.RateBurst
+		if rps == 0 {
+			rps = DefaultRateLimit
+		}
+		if burst <= 0 {
+			burst = DefaultRateBurst
+		}
+		s.global = rate.NewLimiter(rate.Limit(rps), burst)
+	}
+	if opts.PerIPRateLimit > 0 {
+		s.perIP = httpx.NewIPLimiter(opts.PerIPRateLimit, int(2*opts.PerIPRateLimit)+1)
+	}
+
+	tlsCfg, err := adminTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = tlsCfg
+
+	s.children = newChildScraper(s.snapshot, opts.ChildScrapeTimeout, s.log.Named("scrape"))
+	m, err := newMetrics(s, opts.Collectors)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+
+	s.routes()
+	s.handler = s.wrap(s.mux)
+	mmux := httpx.NewMux()
+	mmux.Handle("GET /metrics", m.handler)
+	s.mhandler = s.wrapWith(mmux, mmux)
+
+	readHeader := DefaultReadHeaderTimeout
+	if rt := cfg.ReadTimeout.D(); rt > 0 && rt < readHeader {
+		readHeader = rt
+	}
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadTimeout:       cfg.ReadTimeout.D(),
+		ReadHeaderTimeout: readHeader,
+		WriteTimeout:      cfg.WriteTimeout.D(),
+		IdleTimeout:       cfg.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+
+	switch {
+	case cfg.AdminToken != "":
+	case s.loopback.Load():
+		s.log.Warn("admin_token is not set: POST routes are open to any local user of this host", "http_addr", cfg.HTTPAddr)
+	case s.insecure:
+		s.log.Error("INSECURE: admin_token is not set, the admin plane is not bound to loopback and "+
+			EnvDevInsecure+"=1: anyone who can reach it may stop, restart or reload this node", "http_addr", cfg.HTTPAddr)
+	default:
+		s.log.Warn("admin_token is not set and the admin plane is not bound to loopback: POST routes are refused (401); set admin_token",
+			"http_addr", cfg.HTTPAddr)
+	}
+	if s.devReady {
+		s.log.Warn(EnvDevReady + "=1: /readyz always answers 200 (mode dev-forced)")
+	}
+	return s, nil
+}
+
+// Handler returns the admin plane with all its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves only GET /metrics (with the same middleware minus
+// auth), for the daemon to mount on its own metrics_addr listener.
+func (s *Server) MetricsHandler() http.Handler { return s.mhandler }
+
+// Serve serves the admin plane on ln (TLS when admin_tls is configured) and
+// marks the listener bound for readiness. It returns http.ErrServerClosed
+// after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// The real bind decides, whatever the configured address said.
+		s.loopback.Store(false)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.bound.Store(true)
+	s.log.Info("admin plane listening", "addr", ln.Addr().String(), "tls", s.tls != nil)
+	err := s.srv.Serve(ln)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: serve %s: %w", ln.Addr(), err)
+	}
+	return err
+}
+
+// SetDraining turns readiness 503 from now on: shutdown has started.
+func (s *Server) SetDraining() {
+	if !s.draining.Swap(true) {
+		s.log.Info("admin plane draining: readiness is now 503")
+	}
+}
+
+// Shutdown marks the plane draining and closes the HTTP server gracefully,
+// waiting for in-flight requests until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetDraining()
+	err := s.srv.Shutdown(ctx)
+	s.children.close()
+	if err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Ready reports the truthful readiness of the node (the /readyz rule without
+// the dev-forced override), e.g. for sd_notify READY=1.
+func (s *Server) Ready() bool {
+	r := s.readiness()
+	return r.Ready
+}
+
+func (s *Server) config() *config.Config { return s.opts.Config() }
+
+// snapshot returns the supervisor's view, or nil without a supervisor.
+func (s *Server) snapshot() []supervisor.Status {
+	if s.opts.Services == nil {
+		return nil
+	}
+	return s.opts.Services.Snapshot()
+}
+
+// wrap applies the middleware chain to h; mux resolves route labels.
+func (s *Server) wrap(mux *httpx.Mux) http.Handler { return s.wrapWith(mux, mux) }
+
+func (s *Server) wrapWith(h http.Handler, mux *httpx.Mux) http.Handler {
+	h = s.bodyCap(h)
+	h = s.timeout(h)
+	h = s.rateLimit(h)
+	h = s.metrics.instrument(mux, h)
+	h = httpx.RequestID(h)
+	return httpx.Recover(func(r *http.Request, v any) {
+		s.log.Error("panic in admin handler", "method", r.Method, "path", r.URL.Path,
+			"request_id", httpx.RequestIDFrom(r.Context()), "error", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}, h)
+}
+
+func (s *Server) bodyCap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(DefaultMaxBodyBytes)
+		if cfg := s.config(); cfg != nil && cfg.MaxBodyBytes > 0 {
+			limit = int64(cfg.MaxBodyBytes)
+		}
+		httpx.MaxBody(limit, next).ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) timeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d time.Duration
+		if cfg := s.config(); cfg != nil {
+			d = cfg.WriteTimeout.D()
+		}
+		httpx.Timeout(d, next).ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) rateLimit(next http.Handler) http.Handler {
+	if s.perIP != nil {
+		next = s.perIP.Middleware(next)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.global.Allow() {
+			w.Header().Set("Retry-After", "1")
+			httpx.Error(w, http.StatusTooManyRequests, "", "admin plane rate limit exceeded")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

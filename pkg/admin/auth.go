@@ -1,0 +1,120 @@
+package admin
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/httpx"
+)
+
+// IsLoopbackAddr reports whether a host:port listen address binds only the
+// loopback interface: "localhost", 127.0.0.0/8 or ::1. An empty host
+// (":8080") binds every interface and is not loopback; neither is an
+// unparsable address.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// requireAuth guards a POST route (SPEC §5):
+//   - admin_token set: `Authorization: Bearer <token>`, compared in constant
+//     time; missing or wrong is 401 with WWW-Authenticate: Bearer.
+//   - no token, loopback bind: allowed (a warning was logged at New).
+//   - no token, other bind: 401, unless MACRONODE_DEV_INSECURE=1.
+//
+// The token is read from the config in force, so a reload can rotate it.
+func (s *Server) requireAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var token string
+		if cfg := s.config(); cfg != nil {
+			token = cfg.AdminToken
+		}
+		if token == "" {
+			if s.loopback.Load() || s.insecure {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="macronode"`)
+			httpx.Error(w, http.StatusUnauthorized, "",
+				"admin_token is not set and the admin plane is not bound to loopback: set admin_token (RON_ADMIN_TOKEN) to use POST routes")
+			return
+		}
+		got, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="macronode"`)
+			httpx.Error(w, http.StatusUnauthorized, "", "missing bearer token: send Authorization: Bearer <admin_token>")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="macronode", error="invalid_token"`)
+			httpx.Error(w, http.StatusUnauthorized, "", "invalid bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearer extracts the credentials of an `Authorization: Bearer x` header;
+// the scheme is case-insensitive (RFC 7235).
+func bearer(h string) (string, bool) {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	cred = strings.TrimSpace(cred)
+	return cred, cred != ""
+}
+
+// adminTLS builds the admin listener's TLS config from admin_tls, or nil
+// when TLS is off. A client CA makes client certificates mandatory.
+// pq_mode "hybrid" prefers the X25519MLKEM768 key exchange; "off" excludes it.
+func adminTLS(cfg *config.Config) (*tls.Config, error) {
+	t := cfg.AdminTLS
+	if t.Cert == "" && t.Key == "" && t.ClientCA == "" {
+		return nil, nil
+	}
+	if t.Cert == "" || t.Key == "" {
+		return nil, errors.New("admin: admin_tls: cert and key must be set together")
+	}
+	pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("admin: admin_tls: load key pair: %w", err)
+	}
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{pair},
+	}
+	if cfg.PQMode == "off" {
+		tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+	} else {
+		tc.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
+	}
+	if t.ClientCA != "" {
+		pem, err := os.ReadFile(t.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("admin: admin_tls: client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("admin: admin_tls: client_ca %s: no PEM certificate found", t.ClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}

@@ -1,0 +1,229 @@
+package admin
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/httpx"
+)
+
+func TestIsLoopbackAddr(t *testing.T) {
+	tests := map[string]bool{
+		"127.0.0.1:8080": true,
+		"127.3.4.5:1":    true,
+		"[::1]:8080":     true,
+		"localhost:8080": true,
+		"LOCALHOST:80":   true,
+		":8080":          false,
+		"0.0.0.0:8080":   false,
+		"[::]:8080":      false,
+		"10.0.0.1:8080":  false,
+		"example.com:80": false,
+		"127.0.0.1":      false, // no port: unparsable
+		"":               false,
+	}
+	for addr, want := range tests {
+		if got := IsLoopbackAddr(addr); got != want {
+			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestBearer(t *testing.T) {
+	tests := []struct {
+		h    string
+		tok  string
+		okay bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer  abc ", "abc", true},
+		{"Basic abc", "", false},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"", "", false},
+	}
+	for _, tc := range tests {
+		if tok, ok := bearer(tc.h); tok != tc.tok || ok != tc.okay {
+			t.Errorf("bearer(%q) = %q %v", tc.h, tok, ok)
+		}
+	}
+}
+
+func TestAuthMatrix(t *testing.T) {
+	const token = "s3cret-token"
+	tests := []struct {
+		name     string
+		httpAddr string
+		token    string
+		insecure bool
+		header   string
+		code     int
+		wwwAuth  bool
+	}{
+		{"token: no header", "127.0.0.1:8080", token, false, "", 401, true},
+		{"token: wrong", "127.0.0.1:8080", token, false, "Bearer nope", 401, true},
+		{"token: prefix of right", "127.0.0.1:8080", token, false, "Bearer s3cret", 401, true},
+		{"token: wrong scheme", "127.0.0.1:8080", token, false, "Basic " + token, 401, true},
+		{"token: right", "127.0.0.1:8080", token, false, "Bearer " + token, 202, false},
+		{"token: right on non-loopback", "0.0.0.0:8080", token, false, "Bearer " + token, 202, false},
+		{"no token, loopback", "127.0.0.1:8080", "", false, "", 202, false},
+		{"no token, localhost", "localhost:8080", "", false, "", 202, false},
+		{"no token, ::1", "[::1]:8080", "", false, "", 202, false},
+		{"no token, wildcard host", ":8080", "", false, "", 401, true},
+		{"no token, non-loopback", "0.0.0.0:8080", "", false, "", 401, true},
+		{"no token, non-loopback, dev insecure", "0.0.0.0:8080", "", true, "", 202, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.HTTPAddr, cfg.AdminToken = tc.httpAddr, tc.token
+			getenv := env()
+			if tc.insecure {
+				getenv = env(EnvDevInsecure, "1")
+			}
+			fs := &fakeServices{}
+			fs.set(allRunning()...)
+			n := start(t, Options{Config: func() *config.Config { return cfg }, Getenv: getenv, Services: fs})
+			hdr := map[string]string{}
+			if tc.header != "" {
+				hdr["Authorization"] = tc.header
+			}
+			r := n.do(t, "POST", "/api/v1/services/storage/restart", hdr, "")
+			if r.code != tc.code {
+				t.Fatalf("code = %d, want %d: %s", r.code, tc.code, r.body)
+			}
+			if got := r.header.Get("WWW-Authenticate"); tc.wwwAuth != strings.HasPrefix(got, "Bearer") {
+				t.Errorf("WWW-Authenticate = %q", got)
+			}
+			if tc.code == 401 {
+				var e httpx.ErrorBody
+				r.json(t, &e)
+				if e.Code != "unauthorized" || len(fs.Calls()) != 0 {
+					t.Errorf("body %s, calls %v", r.body, fs.Calls())
+				}
+			}
+			// GET routes never need auth.
+			if r := n.get(t, "/api/v1/status"); r.code != 200 {
+				t.Errorf("GET status = %d", r.code)
+			}
+		})
+	}
+}
+
+// A reload can rotate the token: the config in force decides.
+func TestAuthTokenFollowsConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.AdminToken = "old"
+	var cur atomic.Pointer[config.Config]
+	cur.Store(cfg)
+	n := start(t, Options{Config: cur.Load,
+		Reload: func(context.Context) (ReloadResult, error) {
+			next := *cur.Load()
+			next.AdminToken = "new"
+			cur.Store(&next)
+			return ReloadResult{Changed: []string{"admin_token"}, Applied: []string{"admin_token"}}, nil
+		}})
+	if r := n.do(t, "POST", "/api/v1/reload", map[string]string{"Authorization": "Bearer old"}, ""); r.code != 200 {
+		t.Fatalf("reload: %d %s", r.code, r.body)
+	}
+	if r := n.do(t, "POST", "/api/v1/reload", map[string]string{"Authorization": "Bearer old"}, ""); r.code != 401 {
+		t.Fatalf("old token after rotation: %d", r.code)
+	}
+	if r := n.do(t, "POST", "/api/v1/reload", map[string]string{"Authorization": "Bearer new"}, ""); r.code != 200 {
+		t.Fatalf("new token: %d", r.code)
+	}
+}
+
+// The real bind decides: a loopback config served on a wildcard listener
+// refuses unauthenticated POSTs.
+func TestServeOnNonLoopbackListenerRefusesPOST(t *testing.T) {
+	cfg := testConfig()
+	s, err := New(Options{Config: func() *config.Config { return cfg }, Getenv: env(), Shutdown: func() {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Skipf("cannot listen on the wildcard address: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	defer func() {
+		_ = s.Shutdown(context.Background())
+		<-done
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Post("http://127.0.0.1:"+port+"/api/v1/shutdown", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("code = %d", resp.StatusCode)
+	}
+}
+
+func TestStartupWarnings(t *testing.T) {
+	tests := []struct {
+		name, addr, token string
+		insecure          bool
+		want              string
+		level             string
+	}{
+		{"loopback, no token", "127.0.0.1:8080", "", false, "admin_token is not set: POST routes are open", "[WARN]"},
+		{"wildcard, no token", ":8080", "", false, "POST routes are refused (401)", "[WARN]"},
+		{"wildcard, insecure", ":8080", "", true, "INSECURE", "[ERROR]"},
+		{"token", ":8080", "t", false, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf strings.Builder
+			log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+			cfg := testConfig()
+			cfg.HTTPAddr, cfg.AdminToken = tc.addr, tc.token
+			getenv := env()
+			if tc.insecure {
+				getenv = env(EnvDevInsecure, "1")
+			}
+			if _, err := New(Options{Config: func() *config.Config { return cfg }, Logger: log, Getenv: getenv}); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if tc.want == "" {
+				if out != "" {
+					t.Errorf("unexpected log: %s", out)
+				}
+				return
+			}
+			if !strings.Contains(out, tc.want) || !strings.Contains(out, tc.level) || strings.Count(out, "\n") != 1 {
+				t.Errorf("log = %q", out)
+			}
+		})
+	}
+}
+
+func TestServerTimeoutsFromConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout = config.Duration(3*time.Second), config.Duration(7*time.Second), config.Duration(time.Minute)
+	s, err := New(Options{Config: func() *config.Config { return cfg }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.srv.ReadTimeout != 3*time.Second || s.srv.WriteTimeout != 7*time.Second || s.srv.IdleTimeout != time.Minute ||
+		s.srv.ReadHeaderTimeout != 3*time.Second {
+		t.Errorf("server timeouts: %+v", s.srv)
+	}
+	cfg.ReadTimeout = config.Duration(time.Minute)
+	if s, _ = New(Options{Config: func() *config.Config { return cfg }}); s.srv.ReadHeaderTimeout != DefaultReadHeaderTimeout {
+		t.Errorf("ReadHeaderTimeout = %v", s.srv.ReadHeaderTimeout)
+	}
+}

@@ -1,0 +1,296 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/macronode/macronode/pkg/buildinfo"
+	"github.com/macronode/macronode/pkg/httpx"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+// Limits of GET /api/v1/services/{name}/logs?lines=N.
+const (
+	DefaultLogLines = 100
+	MaxLogLines     = 1000
+)
+
+// HealthResponse is the body of GET /healthz.
+type HealthResponse struct {
+	OK     bool              `json:"ok"`
+	Checks map[string]string `json:"checks"`
+}
+
+// StatusResponse is the body of GET /api/v1/status.
+type StatusResponse struct {
+	UptimeSeconds float64                      `json:"uptime_seconds"`
+	Profile       string                       `json:"profile"`
+	HTTPAddr      string                       `json:"http_addr"`
+	MetricsAddr   string                       `json:"metrics_addr"`
+	LogLevel      string                       `json:"log_level"`
+	Ready         bool                         `json:"ready"`
+	Services      map[string]supervisor.Status `json:"services"`
+}
+
+// ActionResponse is the 202 body of the POST action routes.
+type ActionResponse struct {
+	Status  string `json:"status"`
+	Service string `json:"service,omitempty"`
+}
+
+// ReloadResponse is the 200 body of POST /api/v1/reload.
+type ReloadResponse struct {
+	Status string `json:"status"`
+	ReloadResult
+}
+
+// LogsResponse is the body of GET /api/v1/services/{name}/logs.
+type LogsResponse struct {
+	Service string               `json:"service"`
+	Lines   []supervisor.LogLine `json:"lines"`
+}
+
+func (s *Server) routes() {
+	m := httpx.NewMux()
+	m.HandleFunc("GET /version", s.handleVersion)
+	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /readyz", s.handleReady)
+	m.Handle("GET /metrics", s.metrics.handler)
+	m.HandleFunc("GET /api/v1/status", s.handleStatus)
+	m.Handle("POST /api/v1/shutdown", s.requireAuth(http.HandlerFunc(s.handleShutdown)))
+	m.Handle("POST /api/v1/reload", s.requireAuth(http.HandlerFunc(s.handleReload)))
+	for _, a := range []string{"restart", "stop", "start"} {
+		m.Handle("POST /api/v1/services/{name}/"+a, s.requireAuth(s.handleAction(a)))
+	}
+	m.HandleFunc("GET /api/v1/services/{name}/logs", s.handleLogs)
+	s.mux = m
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {
+	httpx.JSON(w, http.StatusOK, buildinfo.Get("macronode"))
+}
+
+// saneEpoch is a floor for the wall clock: a host clock before it is broken
+// (an unset RTC boots at 1970).
+var saneEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// handleHealth is liveness: the parent's own machinery works. Checks:
+//   - event_loop: the Go scheduler runs a fresh goroutine within a second;
+//   - clock: the wall clock is past a sane floor and not behind the node's start;
+//   - supervisor: Snapshot answers within two seconds (a deadlocked supervisor
+//     is a liveness failure); "ok" when no supervisor runs.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{
+		"event_loop": s.checkScheduler(r.Context()),
+		"clock":      s.checkClock(time.Now()),
+		"supervisor": s.checkSupervisor(r.Context()),
+	}
+	ok := true
+	for _, v := range checks {
+		if v != "ok" {
+			ok = false
+		}
+	}
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	httpx.JSON(w, code, HealthResponse{OK: ok, Checks: checks})
+}
+
+func (s *Server) checkScheduler(ctx context.Context) string {
+	done := make(chan struct{}, 1)
+	go func() { done <- struct{}{} }()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+		return "ok"
+	case <-t.C:
+		return "stalled"
+	case <-ctx.Done():
+		return "stalled"
+	}
+}
+
+func (s *Server) checkClock(now time.Time) string {
+	if now.Before(saneEpoch) {
+		return "wall clock before " + saneEpoch.Format("2006-01-02")
+	}
+	// Round(0) strips the monotonic reading: compare wall clocks.
+	if now.Round(0).Before(s.started.Round(0).Add(-time.Minute)) {
+		return "wall clock went back before node start"
+	}
+	return "ok"
+}
+
+func (s *Server) checkSupervisor(ctx context.Context) string {
+	if s.opts.Services == nil {
+		return "ok"
+	}
+	s.healthMu.Lock()
+	if s.healthBusy {
+		s.healthMu.Unlock()
+		return "unresponsive"
+	}
+	s.healthBusy = true
+	s.healthMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.opts.Services.Snapshot()
+		s.healthMu.Lock()
+		s.healthBusy = false
+		s.healthMu.Unlock()
+	}()
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+		return "ok"
+	case <-t.C:
+		return "unresponsive"
+	case <-ctx.Done():
+		return "unresponsive"
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	r := s.readiness()
+	code := http.StatusOK
+	if s.devReady {
+		r.Mode = ModeDevForced
+		r.Ready = true
+	}
+	if !r.Ready {
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.JSON(w, code, r)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	cfg := s.config()
+	snap := s.snapshot()
+	_, svcs := servicesView(cfg, snap)
+	resp := StatusResponse{
+		UptimeSeconds: time.Since(s.started).Seconds(),
+		Profile:       "macronode",
+		Ready:         readinessOf(cfg, snap, s.network()).Ready,
+		Services:      svcs,
+	}
+	if cfg != nil {
+		resp.HTTPAddr, resp.MetricsAddr, resp.LogLevel = cfg.HTTPAddr, cfg.MetricsAddr, cfg.LogLevel
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.JSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Shutdown == nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "", "shutdown is not available on this node")
+		return
+	}
+	s.log.Info("shutdown requested over the admin API", "remote", r.RemoteAddr, "request_id", httpx.RequestIDFrom(r.Context()))
+	s.SetDraining()
+	httpx.JSON(w, http.StatusAccepted, ActionResponse{Status: "shutdown scheduled"})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	// Outside the handler: the drain ends by shutting this server down,
+	// which waits for this very handler to return.
+	s.shutdownOnce.Do(func() { go s.opts.Shutdown() })
+}
+
+func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reload == nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "", "reload is not available on this node")
+		return
+	}
+	res, err := s.opts.Reload(r.Context())
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		s.log.Warn("config reload failed; the old config stays in force", "error", err)
+		writeReloadError(w, err)
+		return
+	}
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.log.Info("config reloaded", "changed", res.Changed, "applied", res.Applied, "restart_required", res.RestartRequired)
+	for _, p := range []*[]string{&res.Changed, &res.Applied, &res.RestartRequired} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+	httpx.JSON(w, http.StatusOK, ReloadResponse{Status: "reloaded", ReloadResult: res})
+}
+
+func (s *Server) handleAction(action string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if s.opts.Services == nil {
+			httpx.Error(w, http.StatusServiceUnavailable, "", "no supervisor is running on this node")
+			return
+		}
+		var err error
+		switch action {
+		case "restart":
+			err = s.opts.Services.Restart(name)
+		case "stop":
+			err = s.opts.Services.Stop(name)
+		case "start":
+			err = s.opts.Services.Start(name)
+		}
+		if err != nil {
+			writeServiceError(w, action, name, err)
+			return
+		}
+		s.log.Info("service action requested over the admin API", "action", action, "service", name,
+			"remote", r.RemoteAddr, "request_id", httpx.RequestIDFrom(r.Context()))
+		httpx.JSON(w, http.StatusAccepted, ActionResponse{Status: action + " scheduled", Service: name})
+	})
+}
+
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	n := DefaultLogLines
+	if q := r.URL.Query().Get("lines"); q != "" {
+		v, err := strconv.Atoi(q)
+		if err != nil || v < 1 {
+			httpx.Errorf(w, http.StatusBadRequest, "", "lines must be an integer between 1 and %d, got %q", MaxLogLines, q)
+			return
+		}
+		n = min(v, MaxLogLines)
+	}
+	if s.opts.Services == nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "", "no supervisor is running on this node")
+		return
+	}
+	lines, err := s.opts.Services.Logs(name, n)
+	if err != nil {
+		writeServiceError(w, "logs", name, err)
+		return
+	}
+	if lines == nil {
+		lines = []supervisor.LogLine{}
+	}
+	httpx.JSON(w, http.StatusOK, LogsResponse{Service: name, Lines: lines})
+}
+
+// writeServiceError maps a supervisor error: unknown service is 404, a
+// supervisor shutting down 503, any other refusal 409.
+func writeServiceError(w http.ResponseWriter, action, name string, err error) {
+	switch {
+	case errors.Is(err, supervisor.ErrUnknownService):
+		httpx.Errorf(w, http.StatusNotFound, "unknown_service", "unknown service %q", name)
+		return
+	case errors.Is(err, supervisor.ErrShuttingDown):
+		httpx.Error(w, http.StatusServiceUnavailable, "", fmt.Sprintf("%s %s: %v", action, name, err))
+		return
+	}
+	httpx.Error(w, http.StatusConflict, "", fmt.Sprintf("%s %s: %v", action, name, err))
+}
