@@ -1,0 +1,25 @@
+// Command svc-mailbox is the mailbox plane of macronode as its own process, on the
+// shared child runtime: durable message queues.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/macronode/macronode/pkg/planes/mailbox"
+	"github.com/macronode/macronode/pkg/svcrt"
+)
+
+func main() {
+	var cfg mailbox.Config
+	os.Exit(svcrt.Main(svcrt.Plane{
+		Name:        "mailbox",
+		DefaultAddr: "127.0.0.1:9500",
+		Summary:     "mailbox plane: durable queues with leases, redelivery and dead letters",
+		Flags:       cfg.RegisterFlags,
+		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
+			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
+			return mailbox.New(cfg, env.Logger, env.Registry)
+		},
+	}))
+}

@@ -1,0 +1,128 @@
+package mailbox
+
+import (
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Production defaults, used by RegisterFlags and for zero Config fields.
+const (
+	DefaultMaxMessageBytes   = 256 << 10
+	DefaultIdempotencyWindow = 5 * time.Minute
+	DefaultMaxDeliveries     = 5
+	DefaultMaxDepth          = 100000
+	DefaultMaxBoxes          = 10000
+	DefaultMetricsMaxBoxes   = 1000
+	DefaultCompactInterval   = time.Hour
+	DefaultCompactFreeRatio  = 0.5
+	DefaultCompactMinBytes   = 16 << 20
+
+	// CommitLoop group-commits with the plane's own loop: one goroutine takes
+	// every queued write and applies them in one bbolt Update (one fsync).
+	CommitLoop = "loop"
+	// CommitBatch group-commits with bbolt's db.Batch (coalescing window of
+	// db.MaxBatchDelay, 10ms).
+	CommitBatch = "batch"
+)
+
+// Config holds the plane's settings. DataDir and Amnesia are filled by the
+// runtime from the common flags; the rest come from RegisterFlags. A zero
+// numeric field means its default, except CompactInterval where zero
+// disables periodic compaction (start-up compaction still runs).
+type Config struct {
+	DataDir string // the plane creates it (0700) if missing
+	Amnesia bool   // RAM only: write nothing under DataDir
+
+	MaxMessageBytes   int64         // largest message body accepted
+	IdempotencyWindow time.Duration // how long an Idempotency-Key is remembered
+	MaxDeliveries     int           // deliveries before a message is dead-lettered
+	MaxDepth          int           // messages per box (ready + delayed + leased)
+	MaxBoxes          int           // known boxes, dead-letter boxes included
+	MetricsMaxBoxes   int           // boxes with their own metric label; the rest share box="~other"
+	CompactInterval   time.Duration // how often to consider compacting; 0 = only at start-up
+	CompactFreeRatio  float64       // compact when that would shrink the file by at least this share
+	CompactMinBytes   int64         // never compact a file smaller than this
+	CommitMode        string        // CommitLoop (default) or CommitBatch
+}
+
+// RegisterFlags registers the mailbox flags on fs with production defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", DefaultMaxMessageBytes,
+		"largest message body in bytes; a larger send answers 413")
+	fs.DurationVar(&c.IdempotencyWindow, "idempotency-window", DefaultIdempotencyWindow,
+		"how long a send's Idempotency-Key is remembered; a repeat within it returns the original id with 200")
+	fs.IntVar(&c.MaxDeliveries, "max-deliveries", DefaultMaxDeliveries,
+		"deliveries after which an unacked message moves to the box {box}.dlq")
+	fs.IntVar(&c.MaxDepth, "max-depth", DefaultMaxDepth,
+		"most messages a box holds (ready + in flight); a send over it answers 429 box_full")
+	fs.IntVar(&c.MaxBoxes, "max-boxes", DefaultMaxBoxes,
+		"most boxes known at once (dead-letter boxes included); empty idle boxes are forgotten to make room, else 429 too_many_boxes")
+	fs.IntVar(&c.MetricsMaxBoxes, "metrics-max-boxes", DefaultMetricsMaxBoxes,
+		"boxes that get their own box label in metrics; later ones are summed under box=\"~other\"")
+	fs.DurationVar(&c.CompactInterval, "compact-interval", DefaultCompactInterval,
+		"how often to check whether mailbox.db should be compacted (0 = only at start-up); compaction pauses writes while it copies")
+	fs.Float64Var(&c.CompactFreeRatio, "compact-free-ratio", DefaultCompactFreeRatio,
+		"compact when the compacted copy would be at least this share (0..1) smaller than mailbox.db")
+	fs.Int64Var(&c.CompactMinBytes, "compact-min-bytes", DefaultCompactMinBytes,
+		"never compact mailbox.db while it is smaller than this many bytes")
+	fs.StringVar(&c.CommitMode, "commit-mode", CommitLoop,
+		"group commit strategy: \"loop\" (own commit loop, lowest latency) or \"batch\" (bbolt db.Batch)")
+}
+
+// withDefaults returns c with zero fields set to their defaults, or an error
+// naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.MaxBoxes == 0 {
+		c.MaxBoxes = DefaultMaxBoxes
+	}
+	if c.MetricsMaxBoxes == 0 {
+		c.MetricsMaxBoxes = DefaultMetricsMaxBoxes
+	}
+	if c.CompactFreeRatio == 0 {
+		c.CompactFreeRatio = DefaultCompactFreeRatio
+	}
+	if c.CompactMinBytes == 0 {
+		c.CompactMinBytes = DefaultCompactMinBytes
+	}
+	if c.CommitMode == "" {
+		c.CommitMode = CommitLoop
+	}
+	switch {
+	case c.MaxMessageBytes < 0:
+		return c, fmt.Errorf("max-message-bytes %d: must be positive", c.MaxMessageBytes)
+	case c.IdempotencyWindow < 0:
+		return c, fmt.Errorf("idempotency-window %s: must not be negative", c.IdempotencyWindow)
+	case c.MaxDeliveries < 0 || c.MaxDeliveries > 1<<20:
+		return c, fmt.Errorf("max-deliveries %d: must be 1..%d", c.MaxDeliveries, 1<<20)
+	case c.MaxDepth < 0:
+		return c, fmt.Errorf("max-depth %d: must be positive", c.MaxDepth)
+	case c.MaxBoxes < 0:
+		return c, fmt.Errorf("max-boxes %d: must be positive", c.MaxBoxes)
+	case c.MetricsMaxBoxes < 0:
+		return c, fmt.Errorf("metrics-max-boxes %d: must be positive", c.MetricsMaxBoxes)
+	case c.CompactInterval < 0:
+		return c, fmt.Errorf("compact-interval %s: must not be negative", c.CompactInterval)
+	case c.CompactFreeRatio < 0 || c.CompactFreeRatio > 1:
+		return c, fmt.Errorf("compact-free-ratio %g: must be in 0..1", c.CompactFreeRatio)
+	case c.CompactMinBytes < 0:
+		return c, fmt.Errorf("compact-min-bytes %d: must not be negative", c.CompactMinBytes)
+	case c.CommitMode != CommitLoop && c.CommitMode != CommitBatch:
+		return c, fmt.Errorf("commit-mode %q: must be %q or %q", c.CommitMode, CommitLoop, CommitBatch)
+	case !c.Amnesia && c.DataDir == "":
+		return c, fmt.Errorf("data dir: required unless amnesia is set")
+	}
+	return c, nil
+}

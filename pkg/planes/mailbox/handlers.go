@@ -1,0 +1,173 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/macronode/macronode/pkg/httpx"
+)
+
+// Handler returns the plane API (see the package documentation).
+func (s *Server) Handler() http.Handler {
+	mux := httpx.NewMux()
+	mux.HandleFunc("POST /mailboxes/{box}/messages", s.handleSend)
+	mux.HandleFunc("POST /mailboxes/{box}/receive", s.handleReceive)
+	mux.HandleFunc("POST /mailboxes/{box}/ack", s.settleHandler(kindAck))
+	mux.HandleFunc("POST /mailboxes/{box}/nack", s.settleHandler(kindNack))
+	mux.HandleFunc("POST /mailboxes/{box}/extend", s.settleHandler(kindExtend))
+	mux.HandleFunc("GET /mailboxes/{box}", s.handleInfo)
+	mux.HandleFunc("GET /mailboxes", s.handleList)
+	return httpx.Recover(func(r *http.Request, v any) {
+		s.log.Error("panic in mailbox handler", "method", r.Method, "path", r.URL.Path,
+			"request_id", httpx.RequestIDFrom(r.Context()), "error", fmt.Sprint(v))
+	}, mux)
+}
+
+// boxFromPath validates the {box} path value, answering 400 bad_box if bad.
+func boxFromPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := r.PathValue("box")
+	if err := ValidateBox(name); err != nil {
+		httpx.Error(w, http.StatusBadRequest, "bad_box", err.Error())
+		return "", false
+	}
+	return name, true
+}
+
+// writeOpError maps an operation error to its JSON HTTP answer.
+func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errBoxFull):
+		httpx.Errorf(w, http.StatusTooManyRequests, "box_full", "box is full: it holds max_depth=%d messages", s.cfg.MaxDepth)
+	case errors.Is(err, errTooManyBoxes):
+		httpx.Errorf(w, http.StatusTooManyRequests, "too_many_boxes", "too many boxes: max_boxes=%d are in use", s.cfg.MaxBoxes)
+	case errors.Is(err, errClosing), errors.Is(err, errStoreClosed):
+		httpx.Error(w, http.StatusServiceUnavailable, "", err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client went away (or the request timed out); nothing was lost.
+		httpx.Error(w, http.StatusServiceUnavailable, "", "request ended before it completed")
+	default:
+		s.log.Error("mailbox operation failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", httpx.RequestIDFrom(r.Context()), "error", err)
+		httpx.Error(w, http.StatusInternalServerError, "store_error", "storing the change failed")
+	}
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	name, ok := boxFromPath(w, r)
+	if !ok {
+		return
+	}
+	if isDLQ(name) {
+		httpx.Error(w, http.StatusBadRequest, "bad_box", "dead-letter boxes are filled only by redelivery; send to the original box")
+		return
+	}
+	key := ""
+	if vs := r.Header.Values("Idempotency-Key"); len(vs) > 0 {
+		if len(vs) != 1 || !validIdempotencyKey(vs[0]) {
+			httpx.Errorf(w, http.StatusBadRequest, "bad_idempotency_key",
+				"Idempotency-Key must be one header of 1..%d printable ASCII bytes", maxIdemKeyLen)
+			return
+		}
+		key = vs[0]
+	}
+	limit := s.cfg.MaxMessageBytes
+	if r.ContentLength > limit {
+		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if httpx.IsTooLarge(err) {
+			httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
+			return
+		}
+		httpx.Errorf(w, http.StatusBadRequest, "", "read message body: %v", err)
+		return
+	}
+	id, created, err := s.send(r.Context(), name, key, body)
+	if err != nil {
+		s.writeOpError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	httpx.JSON(w, status, map[string]string{"id": id})
+}
+
+func (s *Server) handleReceive(w http.ResponseWriter, r *http.Request) {
+	name, ok := boxFromPath(w, r)
+	if !ok {
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		httpx.Errorf(w, http.StatusBadRequest, "bad_param", "invalid query: %v", err)
+		return
+	}
+	p, err := parseReceiveParams(q)
+	if err != nil {
+		httpx.Error(w, http.StatusBadRequest, "bad_param", err.Error())
+		return
+	}
+	msgs, err := s.receive(r.Context(), name, p)
+	if err != nil {
+		s.writeOpError(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, struct {
+		Messages []delivery `json:"messages"`
+	}{Messages: msgs})
+}
+
+func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
+	countKey := map[receiptsKind]string{kindAck: "acked", kindNack: "nacked", kindExtend: "extended"}[kind]
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, ok := boxFromPath(w, r)
+		if !ok {
+			return
+		}
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+		if err != nil {
+			if httpx.IsTooLarge(err) {
+				httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", maxControlBody)
+				return
+			}
+			httpx.Errorf(w, http.StatusBadRequest, "", "read request body: %v", err)
+			return
+		}
+		receipts, d, err := parseReceiptsBody(data, kind)
+		if err != nil {
+			httpx.Error(w, http.StatusBadRequest, "bad_param", err.Error())
+			return
+		}
+		n, results, err := s.settle(name, receipts, kind, d)
+		if err != nil {
+			s.writeOpError(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{countKey: n, "results": results})
+	}
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
+	name, ok := boxFromPath(w, r)
+	if !ok {
+		return
+	}
+	info, ok := s.boxInfo(name)
+	if !ok {
+		httpx.Errorf(w, http.StatusNotFound, "", "box %q is not known: nothing was sent to it since it was last empty", name)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, info)
+}
+
+func (s *Server) handleList(w http.ResponseWriter, _ *http.Request) {
+	httpx.JSON(w, http.StatusOK, map[string]any{"boxes": s.listBoxes()})
+}

@@ -1,0 +1,324 @@
+package mailbox
+
+import (
+	"context"
+	"encoding/base64"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// delivery is one message handed to a receiver.
+type delivery struct {
+	ID         string `json:"id"`
+	Body       string `json:"body"`
+	Receipt    string `json:"receipt"`
+	Deliveries uint32 `json:"deliveries"`
+	EnqueuedAt string `json:"enqueued_at"`
+
+	seq     uint64
+	raw     []byte // amnesia: the body
+	missing bool   // acked by someone else before its body was read
+}
+
+// receiptResult is the outcome for one receipt of an ack, nack or extend.
+type receiptResult struct {
+	Receipt string `json:"receipt"`
+	Status  string `json:"status"`
+}
+
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// send stores body in box name and returns its id once durable. created is
+// false when an Idempotency-Key replay returned an earlier message's id.
+func (s *Server) send(ctx context.Context, name, key string, body []byte) (id string, created bool, err error) {
+	ikey := ""
+	if key != "" {
+		ikey = name + "\x00" + key
+	}
+	for {
+		now := time.Now()
+		s.mu.Lock()
+		if e := s.ix.idem[ikey]; ikey != "" && e != nil && now.Sub(e.created) < s.cfg.IdempotencyWindow {
+			s.mu.Unlock()
+			select {
+			case <-e.done:
+			case <-ctx.Done():
+				return "", false, ctx.Err()
+			case <-s.closing:
+				return "", false, errClosing
+			}
+			if e.failed {
+				continue // the first send failed: this one becomes the send
+			}
+			return formatID(e.seq), false, nil
+		}
+		if s.isClosing() {
+			s.mu.Unlock()
+			return "", false, errClosing
+		}
+		b, err := s.ix.ensureBox(name)
+		if err != nil {
+			s.mu.Unlock()
+			return "", false, err
+		}
+		m, err := s.ix.addPending(b, body, now)
+		if err != nil {
+			s.mu.Unlock()
+			return "", false, err
+		}
+		refs := []ref{{seq: m.seq}}
+		var e *idemEntry
+		if ikey != "" {
+			e = &idemEntry{seq: m.seq, created: now, done: make(chan struct{})}
+			s.ix.idem[ikey] = e
+			refs = append(refs, ref{idem: ikey})
+		}
+		s.mu.Unlock()
+		return s.finishSend(m, e, ikey, s.persist(refs))
+	}
+}
+
+// finishSend publishes a committed send (or forgets a failed one) and
+// releases idempotent replays waiting on it.
+func (s *Server) finishSend(m *message, e *idemEntry, ikey string, err error) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e != nil {
+		defer close(e.done)
+	}
+	if err != nil {
+		s.ix.dropPending(m)
+		if e != nil {
+			e.failed = true
+			if s.ix.idem[ikey] == e {
+				delete(s.ix.idem, ikey)
+			}
+		}
+		return "", false, err
+	}
+	if s.st != nil {
+		m.body = nil // on disk now; read back at receive
+	}
+	s.ix.makeReady(m)
+	m.box.c.sends++
+	return formatID(m.seq), true, nil
+}
+
+// receive leases up to p.Max messages of box name, long-polling up to
+// p.Wait for the first one. The leases are durable before it returns.
+func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]delivery, error) {
+	var deadline time.Time
+	var timeout <-chan time.Time
+	if p.Wait > 0 {
+		deadline = time.Now().Add(p.Wait)
+		t := time.NewTimer(p.Wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	s.mu.Lock()
+	b := s.ix.boxes[name]
+	if b == nil && p.Wait > 0 {
+		var err error
+		if b, err = s.ix.ensureBox(name); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	for {
+		now := time.Now()
+		dirty := s.ix.expire(now)
+		var got []*message
+		if b != nil {
+			var leased []uint64
+			got, leased = s.ix.lease(b, p.Max, p.Visibility, now)
+			dirty = append(dirty, leased...)
+		}
+		if len(got) > 0 || p.Wait == 0 || !now.Before(deadline) || s.isClosing() {
+			out := make([]delivery, len(got))
+			for i, m := range got {
+				out[i] = delivery{ID: formatID(m.seq), Receipt: m.receipt, Deliveries: m.deliveries,
+					EnqueuedAt: m.enqueuedAt.UTC().Format(time.RFC3339Nano), seq: m.seq, raw: m.body}
+			}
+			s.mu.Unlock()
+			if err := s.persist(seqRefs(dirty)); err != nil {
+				s.abandon(out)
+				return nil, err
+			}
+			return s.fillBodies(out)
+		}
+		ch := b.notify
+		b.waiters++
+		s.mu.Unlock()
+		if err := s.persist(seqRefs(dirty)); err != nil {
+			s.log.Error("persist dead-letter moves", "error", err)
+		}
+		var gone error
+		select {
+		case <-ch:
+		case <-timeout:
+		case <-ctx.Done():
+			gone = ctx.Err()
+		case <-s.closing:
+		}
+		s.mu.Lock()
+		b.waiters--
+		if gone != nil {
+			s.mu.Unlock()
+			return nil, gone
+		}
+	}
+}
+
+// fillBodies base64-encodes each delivery's body, read from disk unless in
+// amnesia. Deliveries whose message vanished meanwhile are dropped.
+func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
+	if len(out) == 0 {
+		return out, nil
+	}
+	if s.st == nil {
+		for i := range out {
+			out[i].Body = base64.StdEncoding.EncodeToString(out[i].raw)
+		}
+		return out, nil
+	}
+	err := s.st.view(func(tx *bolt.Tx) error {
+		meta, body := tx.Bucket(bucketMeta), tx.Bucket(bucketBody)
+		for i := range out {
+			k := seqKey(out[i].seq)
+			v := body.Get(k)
+			if v == nil && meta.Get(k) == nil {
+				out[i].missing = true
+				continue
+			}
+			out[i].Body = base64.StdEncoding.EncodeToString(v)
+		}
+		return nil
+	})
+	if err != nil {
+		s.abandon(out)
+		return nil, err
+	}
+	kept := out[:0]
+	for _, d := range out {
+		if !d.missing {
+			kept = append(kept, d)
+		}
+	}
+	return kept, nil
+}
+
+// abandon ends the leases of deliveries that could not be handed out.
+func (s *Server) abandon(out []delivery) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range out {
+		if m := s.ix.msgs[d.seq]; m != nil && m.state == stateLeased && m.receipt == d.Receipt {
+			s.ix.release(m, now)
+		}
+	}
+}
+
+// settle acks, nacks (d = delay) or extends (d = visibility) the messages
+// the receipts name, durably, and reports per receipt.
+func (s *Server) settle(name string, receipts []string, kind receiptsKind, d time.Duration) (int, []receiptResult, error) {
+	now := time.Now()
+	results := make([]receiptResult, len(receipts))
+	var refs []ref
+	n := 0
+	s.mu.Lock()
+	for i, r := range receipts {
+		results[i].Receipt = r
+		m, st := s.ix.resolve(name, r, now)
+		if m == nil {
+			results[i].Status = st
+			continue
+		}
+		switch kind {
+		case kindAck:
+			m.box.c.acks++
+			s.ix.remove(m)
+			st = statusAcked
+		case kindNack:
+			if d == 0 {
+				s.ix.release(m, now)
+			} else {
+				m.box.inFlight--
+				m.receipt = ""
+				s.ix.setTimed(m, stateDelayed, now.Add(d))
+			}
+			st = statusNacked
+		case kindExtend:
+			s.ix.setTimed(m, stateLeased, now.Add(d))
+			st = statusExtended
+		}
+		results[i].Status = st
+		refs = append(refs, ref{seq: m.seq})
+		n++
+	}
+	s.mu.Unlock()
+	if err := s.persist(refs); err != nil {
+		return 0, nil, err
+	}
+	return n, results, nil
+}
+
+// BoxInfo is the GET /mailboxes/{box} answer.
+type BoxInfo struct {
+	Box              string  `json:"box"`
+	Depth            int     `json:"depth"`
+	InFlight         int     `json:"in_flight"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	DLQDepth         int     `json:"dlq_depth"`
+}
+
+// BoxSummary is one entry of the GET /mailboxes answer.
+type BoxSummary struct {
+	Box      string `json:"box"`
+	Depth    int    `json:"depth"`
+	InFlight int    `json:"in_flight"`
+}
+
+func oldestAge(b *box, now time.Time) float64 {
+	if m := b.all.peek(); m != nil {
+		return max(now.Sub(m.enqueuedAt).Seconds(), 0)
+	}
+	return 0
+}
+
+// boxInfo describes box name; ok is false when the box is not known.
+func (s *Server) boxInfo(name string) (BoxInfo, bool) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.ix.boxes[name]
+	if b == nil {
+		return BoxInfo{}, false
+	}
+	info := BoxInfo{Box: name, Depth: b.depth(), InFlight: b.inFlight, OldestAgeSeconds: oldestAge(b, now)}
+	if d := s.ix.boxes[name+DLQSuffix]; d != nil && !isDLQ(name) {
+		info.DLQDepth = d.total()
+	}
+	return info, true
+}
+
+// listBoxes summarises every known box, sorted by name.
+func (s *Server) listBoxes() []BoxSummary {
+	s.mu.Lock()
+	out := make([]BoxSummary, 0, len(s.ix.boxes))
+	for _, b := range s.ix.boxes {
+		out = append(out, BoxSummary{Box: b.name, Depth: b.depth(), InFlight: b.inFlight})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Box < out[j].Box })
+	return out
+}

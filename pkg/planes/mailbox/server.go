@@ -1,0 +1,331 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Server is the mailbox plane: the HTTP API over the in-memory index and,
+// unless Amnesia is set, its bbolt store.
+type Server struct {
+	cfg Config
+	log hclog.Logger
+
+	mu sync.Mutex // guards ix; never held across I/O
+	ix *index
+
+	st  *store    // nil in amnesia
+	com committer // nil in amnesia
+	met *metrics
+
+	kickCh    chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+}
+
+// New opens the store (compacting it first if worthwhile), rebuilds the
+// in-memory index and starts the lease sweeper. Metrics are registered on
+// reg when it is not nil.
+func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("mailbox config: %w", err)
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		kickCh:  make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	s.ix = newIndex(cfg, s.kick)
+	s.met = newMetrics(s)
+	if !cfg.Amnesia {
+		if err := s.openDurable(); err != nil {
+			return nil, err
+		}
+	}
+	if reg != nil {
+		if err := s.met.register(reg); err != nil {
+			s.shutdownStore()
+			return nil, fmt.Errorf("register mailbox metrics: %w", err)
+		}
+	}
+	s.wg.Add(1)
+	go s.sweep()
+	return s, nil
+}
+
+func (s *Server) openDurable() error {
+	st, err := openStore(s.cfg.DataDir, s.log)
+	if err != nil {
+		return err
+	}
+	s.st = st
+	if _, err := st.compactIfWorth(s.cfg.CompactMinBytes, s.cfg.CompactFreeRatio); err != nil {
+		// The old file is still in use when compaction fails before its rename.
+		s.log.Error("start-up compaction failed", "error", err)
+		if st.db == nil {
+			return fmt.Errorf("mailbox store unusable after compaction: %w", err)
+		}
+	}
+	if err := s.rebuild(); err != nil {
+		_ = st.close()
+		return err
+	}
+	if s.cfg.CommitMode == CommitBatch {
+		s.com = &batchCommitter{st: st, apply: s.apply}
+	} else {
+		s.com = newLoopCommitter(st, s.apply, func(n int) { s.met.commitOps.Observe(float64(n)) })
+	}
+	return s.persistRebuild()
+}
+
+// rebuild loads every stored message into the index. Leases whose time has
+// not come are restored as leases (their receipts still ack); the rest are
+// ready, or dead-lettered when their deliveries are used up.
+func (s *Server) rebuild() error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.ix
+	hi, err := s.st.load(func(seq uint64, r record) {
+		b := x.boxes[r.box]
+		if b == nil {
+			// Stored boxes are loaded even beyond max_boxes: never hide data.
+			b = &box{name: r.box, all: newAllHeap(), ready: newReadyHeap(), notify: make(chan struct{})}
+			if x.labelled < x.metricsMaxBoxes {
+				b.c, b.labelled = &counters{}, true
+				x.labelled++
+			} else {
+				b.c = &x.overflow
+			}
+			x.boxes[r.box] = b
+		}
+		m := &message{seq: seq, box: b, enqueuedAt: time.Unix(0, r.enqueuedAt),
+			visibleAt: time.Unix(0, r.visibleAt), deliveries: r.deliveries, qidx: -1, aidx: -1}
+		x.msgs[seq] = m
+		b.all.push(m)
+		switch {
+		case m.visibleAt.After(now) && r.receipt != "":
+			m.receipt = r.receipt
+			b.inFlight++
+			x.setTimed(m, stateLeased, m.visibleAt)
+		case m.visibleAt.After(now):
+			x.setTimed(m, stateDelayed, m.visibleAt)
+		default:
+			x.makeReady(m)
+		}
+	}, func(key string, created time.Time, seq uint64) {
+		x.idem[key] = &idemEntry{seq: seq, created: created, done: closedChan}
+	})
+	if err != nil {
+		return err
+	}
+	x.nextSeq = hi + 1
+	return nil
+}
+
+// persistRebuild dead-letters what rebuild found exhausted and drops expired
+// idempotency keys, durably.
+func (s *Server) persistRebuild() error {
+	now := time.Now()
+	s.mu.Lock()
+	var refs []ref
+	for _, b := range s.ix.boxes {
+		var exhausted []*message
+		for _, m := range b.ready.items {
+			if s.ix.shouldDLQ(m) {
+				exhausted = append(exhausted, m)
+			}
+		}
+		for _, m := range exhausted {
+			if s.ix.release(m, now) {
+				refs = append(refs, ref{seq: m.seq})
+			}
+		}
+	}
+	refs = append(refs, s.ix.pruneIdem(now, s.cfg.IdempotencyWindow)...)
+	s.mu.Unlock()
+	if err := s.persist(refs); err != nil {
+		s.shutdownStore()
+		return fmt.Errorf("persist recovered state: %w", err)
+	}
+	return nil
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// pruneIdem forgets idempotency keys older than window and returns refs to
+// delete them from disk.
+func (x *index) pruneIdem(now time.Time, window time.Duration) []ref {
+	var refs []ref
+	for k, e := range x.idem {
+		select {
+		case <-e.done:
+		default:
+			continue // its send is still committing
+		}
+		if now.Sub(e.created) >= window {
+			delete(x.idem, k)
+			refs = append(refs, ref{idem: k})
+		}
+	}
+	return refs
+}
+
+// apply writes the current in-memory state of refs in tx. It holds s.mu
+// only to copy that state, never across the write itself.
+func (s *Server) apply(tx *bolt.Tx, refs []ref) error {
+	ws := make([]write, 0, len(refs))
+	s.mu.Lock()
+	for _, r := range refs {
+		if r.idem != "" {
+			w := write{idemKey: r.idem}
+			if e := s.ix.idem[r.idem]; e != nil && !e.failed {
+				w.idemVal = encodeIdem(e.created, e.seq)
+			}
+			ws = append(ws, w)
+			continue
+		}
+		w := write{seq: r.seq}
+		if m := s.ix.msgs[r.seq]; m != nil {
+			w.meta = record{box: m.box.name, enqueuedAt: m.enqueuedAt.UnixNano(),
+				visibleAt: m.visibleAt.UnixNano(), deliveries: m.deliveries, receipt: m.receipt}.encode()
+			if m.state == statePending {
+				w.body, w.putBody = m.body, true
+			}
+		}
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	return applyWrites(tx, ws)
+}
+
+// persist makes refs durable; a no-op in amnesia.
+func (s *Server) persist(refs []ref) error {
+	if s.com == nil || len(refs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := s.com.commit(refs)
+	s.met.commitSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if errors.Is(err, errClosing) || errors.Is(err, errStoreClosed) {
+			return errClosing
+		}
+		s.met.storeErrors.Inc()
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// kick wakes the sweeper because the earliest lease deadline moved earlier.
+func (s *Server) kick() {
+	select {
+	case s.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// sweep ends leases when they expire (waking receivers), prunes
+// idempotency keys and runs periodic compaction.
+func (s *Server) sweep() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	pruneEvery := min(max(s.cfg.IdempotencyWindow/4, time.Second), time.Minute)
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+	var compactC <-chan time.Time
+	if s.st != nil && s.cfg.CompactInterval > 0 {
+		t := time.NewTicker(s.cfg.CompactInterval)
+		defer t.Stop()
+		compactC = t.C
+	}
+	for {
+		now := time.Now()
+		s.mu.Lock()
+		dirty := s.ix.expire(now)
+		next := time.Hour
+		if m := s.ix.timed.peek(); m != nil {
+			next = max(m.visibleAt.Sub(now), 0)
+		}
+		s.mu.Unlock()
+		if err := s.persist(seqRefs(dirty)); err != nil && !errors.Is(err, errClosing) {
+			s.log.Error("persist dead-letter moves", "error", err)
+		}
+		timer.Reset(next)
+		select {
+		case <-s.closing:
+			return
+		case <-timer.C:
+		case <-s.kickCh:
+		case <-prune.C:
+			s.mu.Lock()
+			refs := s.ix.pruneIdem(time.Now(), s.cfg.IdempotencyWindow)
+			s.mu.Unlock()
+			if err := s.persist(refs); err != nil && !errors.Is(err, errClosing) {
+				s.log.Error("persist idempotency pruning", "error", err)
+			}
+		case <-compactC:
+			s.compact()
+		}
+	}
+}
+
+// compact runs one periodic compaction check.
+func (s *Server) compact() {
+	done, err := s.st.compactIfWorth(s.cfg.CompactMinBytes, s.cfg.CompactFreeRatio)
+	if err != nil {
+		s.log.Error("compaction failed", "error", err)
+		return
+	}
+	if done {
+		s.met.compactions.Inc()
+	}
+}
+
+// Ready reports nil when the plane can serve.
+func (s *Server) Ready() error {
+	select {
+	case <-s.closing:
+		return errClosing
+	default:
+	}
+	if s.st != nil && s.st.broken.Load() {
+		return errors.New("mailbox store could not be reopened after compaction")
+	}
+	return nil
+}
+
+// Close wakes long polls, stops the sweeper, commits queued writes and
+// closes the store. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		s.closeErr = s.shutdownStore()
+	})
+	return s.closeErr
+}
+
+func (s *Server) shutdownStore() error {
+	if s.com != nil {
+		s.com.close()
+	}
+	if s.st != nil {
+		return s.st.close()
+	}
+	return nil
+}
