@@ -88,6 +88,12 @@ type Exit struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Reason        string    `json:"reason,omitempty"` // why the supervisor killed it, if it did: "heartbeat timeout", ...
 	LastLines     []string  `json:"last_lines"`       // last 20 log lines before death
+
+	// What the supervisor decided after this exit: "immediate", "backoff",
+	// "failed" (crash-loop breaker open) or "none" (stopped on purpose), and
+	// the delay before the next start.
+	Restart             string  `json:"restart,omitempty"`
+	RestartDelaySeconds float64 `json:"restart_delay_seconds"`
 }
 
 // LogLine is one line a child wrote.

@@ -1,0 +1,292 @@
+package supervisor
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/macronode/macronode/pkg/control"
+)
+
+// pipeDrainDelay bounds how long the owner waits for the output pipes to
+// reach EOF after the child exited and its group was swept (a grandchild
+// that left the group may still hold them). It is also cmd.WaitDelay.
+const pipeDrainDelay = 2 * time.Second
+
+// proc is one spawned child process. Its owner goroutine (run) is the only
+// one that reads the pipes, waits for and reaps the process; everyone else
+// selects on exited and done.
+type proc struct {
+	pid     int
+	token   string
+	started time.Time
+
+	exited chan struct{} // closed when the process has exited (not yet reaped)
+	done   chan struct{} // closed after cmd.Wait: reaped, pipes drained
+
+	// Set by the owner before done is closed; read after <-done.
+	state   *os.ProcessState
+	waitErr error
+
+	mu      sync.Mutex
+	gone    bool // the process exited: its pid must no longer be signalled
+	conn    net.Conn
+	enc     *control.Encoder
+	exitAt  time.Time
+	readyAt time.Time // first ready; zero if never ready
+	reason  string    // why the supervisor ended it, if it did
+}
+
+// newToken returns a fresh random control token.
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("control token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// startProc spawns the child described by spec from a goroutine that keeps
+// its OS thread locked for the child's whole life, so that Pdeathsig (which
+// fires when the starting thread exits, golang/go#27505) means "parent died".
+// It returns once the process is started or failed to start.
+func startProc(spec *Spec, env []string, token string, sink *logSink) (*proc, error) {
+	p := &proc{
+		token:  token,
+		exited: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	cmd := exec.Command(spec.Binary, spec.Args...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = pipeDrainDelay
+	// Our own pipes (not StdoutPipe): the child gets the write ends directly,
+	// the owner goroutine alone reads and closes the read ends.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(outR, outW)
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	started := make(chan error, 1)
+	go p.run(cmd, [2]*os.File{outR, errR}, [2]*os.File{outW, errW}, sink, started)
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// run is the owner goroutine: start, drain the pipes, then reap.
+func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink, started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread() // only after the child is reaped
+	err := cmd.Start()
+	closeAll(writeEnds[:]...) // the child holds its own copies now
+	if err != nil {
+		closeAll(readEnds[:]...)
+		started <- fmt.Errorf("start %s: %w", cmd.Path, err)
+		return
+	}
+	defer closeAll(readEnds[:]...)
+	p.pid = cmd.Process.Pid
+	p.started = time.Now()
+	started <- nil
+
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); readLines(readEnds[0], "stdout", sink) }()
+	go func() { defer readers.Done(); readLines(readEnds[1], "stderr", sink) }()
+
+	// Learn of the exit without reaping (WNOWAIT): the zombie keeps the pid
+	// and the process group id reserved, so the group can be swept safely.
+	waitErr := waitExited(p.pid)
+	if waitErr == nil {
+		p.markGone()
+		// Sweep grandchildren left in the group; they may hold our pipes.
+		_ = unix.Kill(-p.pid, unix.SIGKILL)
+	}
+
+	// Drain the pipes to EOF, bounded: a grandchild that escaped the group
+	// could hold them open forever. (Without the exit notice the child may
+	// still run, so then we can only wait for EOF.)
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	bound := time.NewTimer(pipeDrainDelay)
+	if waitErr != nil {
+		bound.Stop()
+	}
+	select {
+	case <-drained:
+	case <-bound.C:
+		closeAll(readEnds[:]...) // unblocks the readers
+		<-drained
+	}
+	bound.Stop()
+
+	err = cmd.Wait() // the readers are done; now reap
+	p.state = cmd.ProcessState
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		p.waitErr = err
+	}
+	if waitErr != nil {
+		p.markGone() // without WNOWAIT we learn of the exit only now
+	}
+	close(p.done)
+}
+
+// markGone records the exit: from now on the pid is never signalled, and
+// readiness drops (the service goroutine selects on exited).
+func (p *proc) markGone() {
+	p.mu.Lock()
+	p.gone = true
+	p.exitAt = time.Now()
+	p.mu.Unlock()
+	close(p.exited)
+}
+
+// waitExited blocks until pid has exited, leaving it unreaped.
+func waitExited(pid int) error {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waitid %d: %w", pid, err)
+		}
+		return nil
+	}
+}
+
+// signalGroup sends sig to the child's process group unless the child has
+// already exited (then the owner has swept the group itself and the pid may
+// soon be reaped and reused).
+func (p *proc) signalGroup(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return nil
+	}
+	if err := unix.Kill(-p.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal group %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// attach binds an authenticated control connection; false if one is bound.
+func (p *proc) attach(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil || p.gone {
+		return false
+	}
+	p.conn = c
+	p.enc = control.NewEncoder(c)
+	return true
+}
+
+// detach forgets c if it is the bound connection.
+func (p *proc) detach(c net.Conn) {
+	p.mu.Lock()
+	if p.conn == c {
+		p.conn, p.enc = nil, nil
+	}
+	p.mu.Unlock()
+}
+
+// send writes m on the control connection, if any, with a short deadline.
+func (p *proc) send(m control.Message) error {
+	p.mu.Lock()
+	c, enc := p.conn, p.enc
+	p.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	return enc.Send(m)
+}
+
+// closeConn closes the control connection, if any.
+func (p *proc) closeConn() {
+	p.mu.Lock()
+	c := p.conn
+	p.conn, p.enc = nil, nil
+	p.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+}
+
+// exitRecord describes the finished process; call after <-p.done.
+func (p *proc) exitRecord(lines []LogLine) Exit {
+	p.mu.Lock()
+	exitAt, reason := p.exitAt, p.reason
+	p.mu.Unlock()
+	e := Exit{
+		Time:          exitAt,
+		PID:           p.pid,
+		Code:          -1,
+		UptimeSeconds: exitAt.Sub(p.started).Seconds(),
+		Reason:        reason,
+		LastLines:     make([]string, 0, len(lines)),
+	}
+	for _, l := range lines {
+		e.LastLines = append(e.LastLines, l.Text)
+	}
+	switch {
+	case p.state != nil:
+		e.Description = p.state.String()
+		e.Code = p.state.ExitCode()
+		if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Code = 128 + int(ws.Signal())
+			e.Signal = ws.Signal().String()
+		}
+	case p.waitErr != nil:
+		e.Description = p.waitErr.Error()
+	default:
+		e.Description = "unknown exit"
+	}
+	return e
+}
+
+func (p *proc) setReason(reason string) {
+	p.mu.Lock()
+	p.reason = reason
+	p.mu.Unlock()
+}
+
+func (p *proc) markReady() {
+	p.mu.Lock()
+	if p.readyAt.IsZero() {
+		p.readyAt = time.Now()
+	}
+	p.mu.Unlock()
+}
+
+func (p *proc) wasReady() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.readyAt.IsZero()
+}

@@ -1,0 +1,265 @@
+package supervisor
+
+import (
+	"slices"
+	"time"
+)
+
+// runner is the state private to the service goroutine.
+type runner struct {
+	v  *service
+	tr *restartTracker
+	p  *proc
+
+	exitSeen bool      // p.exited observed
+	stopping bool      // p is being stopped (by us, or it said goodbye)
+	termSent bool      // we sent shutdown+SIGTERM to p
+	killed   bool      // we sent SIGKILL to p
+	want     bool      // the service should run
+	waitDeps bool      // first start still waits for dependencies
+	final    bool      // supervisor shutdown: stop and return
+	respawn  spawnKind // start again as soon as p is reaped
+	lastBeat time.Time
+
+	startT, beatT, retryT, killT, boundT *time.Timer
+}
+
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+func stopTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+// loop is the service goroutine.
+func (v *service) loop() {
+	defer close(v.loopDone)
+	r := &runner{v: v, tr: newRestartTracker(v.spec.Policy, nil), want: true, waitDeps: true}
+	loggedWait := false
+	for {
+		if r.final && r.p == nil {
+			r.stopTimers()
+			stopTimer(&r.retryT)
+			v.update(func(st *Status) {
+				st.State, st.Ready, st.PID = StateStopped, false, 0
+				st.NextRestart, st.BackoffDelay = time.Time{}, 0
+			})
+			return
+		}
+		var depsCh <-chan struct{}
+		if r.waitDeps {
+			ch := v.sup.changedCh() // taken before the check: no missed wake-up
+			if v.depsReady() {
+				r.waitDeps = false
+				r.spawn(spawnFirst)
+				continue
+			}
+			if !loggedWait {
+				v.log.Info("waiting for dependencies", "depends_on", v.spec.DependsOn)
+				loggedWait = true
+			}
+			depsCh = ch
+		}
+		var exited, done <-chan struct{}
+		if r.p != nil {
+			done = r.p.done
+			if !r.exitSeen {
+				exited = r.p.exited
+			}
+		}
+		select {
+		case <-depsCh:
+		case <-v.cmdKick:
+			for _, c := range v.takeCommands() {
+				r.command(c)
+			}
+		case ev := <-v.events:
+			r.event(ev)
+		case <-exited:
+			r.onExited()
+		case <-done:
+			r.onDone()
+		case <-timerC(r.startT):
+			r.startT = nil
+			r.kill("start timeout")
+		case <-timerC(r.beatT):
+			r.beatT = nil
+			if since := time.Since(r.lastBeat); since < v.spec.HeartbeatTimeout {
+				r.beatT = time.NewTimer(v.spec.HeartbeatTimeout - since)
+			} else {
+				r.kill("heartbeat timeout")
+			}
+		case <-timerC(r.retryT):
+			r.retryT = nil
+			r.spawn(spawnAuto)
+		case <-timerC(r.killT):
+			r.killT = nil
+			r.escalate()
+		case <-timerC(r.boundT):
+			r.boundT = nil
+			v.log.Error("child not reaped after SIGKILL; still waiting", "pid", r.p.pid, "waited", killGrace.String())
+		}
+	}
+}
+
+func (v *service) depsReady() bool {
+	for _, d := range v.deps {
+		if !d.readyNow() {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) stopTimers() {
+	stopTimer(&r.startT)
+	stopTimer(&r.beatT)
+	stopTimer(&r.killT)
+	stopTimer(&r.boundT)
+}
+
+// spawn starts a new child now.
+func (r *runner) spawn(kind spawnKind) {
+	v := r.v
+	stopTimer(&r.retryT)
+	r.respawn = 0
+	counted := kind == spawnAuto || kind == spawnManual
+	token, err := newToken()
+	var p *proc
+	if err == nil {
+		p, err = startProc(&v.spec, v.env(token), token, v.sink)
+	}
+	if err != nil {
+		// A spawn failure is a crash: same policy, same backoff.
+		v.log.Error("spawn failed", "error", err)
+		d := r.tr.exited(false, 0)
+		v.update(func(st *Status) {
+			if counted {
+				st.Restarts++
+			}
+			st.LastError = err.Error()
+			st.PID, st.Ready = 0, false
+		})
+		r.schedule(d)
+		return
+	}
+	r.p, r.exitSeen, r.stopping, r.termSent, r.killed = p, false, false, false, false
+	r.lastBeat = time.Now()
+	r.startT = time.NewTimer(v.spec.StartTimeout)
+	v.mu.Lock()
+	v.cur = p
+	v.st.State, v.st.Ready, v.st.PID = StateStarting, false, p.pid
+	v.st.NextRestart, v.st.BackoffDelay = time.Time{}, 0
+	if counted {
+		v.st.Restarts++
+	}
+	v.mu.Unlock()
+	v.sup.notify()
+	if hook := v.sup.testHookSpawn; hook != nil {
+		hook(v.spec.Name, p.pid)
+	}
+	v.log.Info("child started", "pid", p.pid)
+}
+
+// schedule waits before the next start (backoff) or opens the breaker.
+func (r *runner) schedule(d restartDecision) {
+	state := StateBackoff
+	if d.Failed {
+		state = StateFailed
+		r.v.log.Error("crash loop: service failed; retrying periodically", "max_restarts", r.v.spec.Policy.MaxRestarts,
+			"window", r.v.spec.Policy.Window.String(), "retry_in", d.Delay.String())
+	}
+	next := time.Now().Add(d.Delay)
+	r.v.update(func(st *Status) {
+		st.State, st.Ready = state, false
+		st.NextRestart, st.BackoffDelay = next, d.Delay.Seconds()
+	})
+	r.retryT = time.NewTimer(d.Delay)
+}
+
+// onExited runs the moment the child is seen to exit: readiness drops now,
+// before the pipes are drained and the policy decides.
+func (r *runner) onExited() {
+	r.exitSeen = true
+	r.v.update(func(st *Status) { st.Ready = false })
+}
+
+// onDone runs once the child is reaped: record the exit and decide.
+func (r *runner) onDone() {
+	p, v := r.p, r.v
+	r.p = nil
+	r.stopTimers()
+	p.closeConn()
+	exit := p.exitRecord(v.sink.ring.last(exitLastLines))
+	p.mu.Lock()
+	readyAt, exitAt := p.readyAt, p.exitAt
+	p.mu.Unlock()
+	wasReady := !readyAt.IsZero()
+	readyFor := time.Duration(0)
+	if wasReady {
+		readyFor = exitAt.Sub(readyAt)
+	}
+
+	var d restartDecision
+	next := r.respawn
+	switch {
+	case r.final || !r.want:
+		exit.Restart = "none"
+	case next != 0:
+		exit.Restart = "immediate"
+	default:
+		d = r.tr.exited(wasReady, readyFor)
+		exit.RestartDelaySeconds = d.Delay.Seconds()
+		switch {
+		case d.Failed:
+			exit.Restart = "failed"
+		case d.Delay == 0:
+			exit.Restart, next = "immediate", spawnAuto
+		default:
+			exit.Restart = "backoff"
+		}
+	}
+	uptime := time.Duration(exit.UptimeSeconds * float64(time.Second)).Round(time.Millisecond)
+	logArgs := []any{"pid", exit.PID, "exit", exit.Description, "uptime", uptime.String(), "restart", exit.Restart}
+	if exit.Restart == "backoff" || exit.Restart == "failed" {
+		logArgs = append(logArgs, "delay", d.Delay.Round(time.Millisecond).String())
+	}
+	if exit.Reason != "" {
+		logArgs = append(logArgs, "reason", exit.Reason)
+	}
+	if r.stopping {
+		v.log.Info("child exited", logArgs...)
+	} else {
+		v.log.Warn("child exited unexpectedly", logArgs...)
+	}
+
+	v.mu.Lock()
+	v.cur = nil
+	v.st.PID, v.st.Ready = 0, false
+	v.st.LastExit = exit.Description
+	v.st.Exits = append(v.st.Exits, exit)
+	if n := len(v.st.Exits); n > 5 {
+		v.st.Exits = slices.Clone(v.st.Exits[n-5:])
+	}
+	if exit.Restart == "none" {
+		v.st.State = StateStopped
+		v.st.NextRestart, v.st.BackoffDelay = time.Time{}, 0
+	}
+	v.mu.Unlock()
+	v.sup.notify()
+
+	switch {
+	case exit.Restart == "none":
+	case next != 0:
+		r.spawn(next)
+	default:
+		r.schedule(d)
+	}
+}

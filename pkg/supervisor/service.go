@@ -1,0 +1,170 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/control"
+)
+
+// killGrace is how long the service goroutine waits for a SIGKILLed child
+// to be reaped before it logs that something is badly wrong.
+const killGrace = 5 * time.Second
+
+// maxQueuedCommands bounds operator commands waiting for the service goroutine.
+const maxQueuedCommands = 32
+
+type command int
+
+const (
+	cmdStart command = iota + 1
+	cmdStop
+	cmdRestart
+	cmdShutdown
+)
+
+type spawnKind int
+
+const (
+	spawnFirst  spawnKind = iota + 1 // first start after its dependencies are ready
+	spawnAuto                        // restart by policy (counts as a restart)
+	spawnManual                      // operator Restart (counts as a restart)
+	spawnStart                       // operator Start
+)
+
+type eventKind int
+
+const (
+	evHello eventKind = iota + 1
+	evReady
+	evHealth
+	evHeartbeat
+	evGoodbye
+	evClosed
+)
+
+// event is something a child said (or the end of its control connection).
+type event struct {
+	p    *proc
+	kind eventKind
+	msg  control.Message
+}
+
+// service is one supervised child. Its goroutine (loop) owns every decision
+// about the child; other goroutines talk to it through events and commands
+// and read its status under mu.
+type service struct {
+	sup  *Supervisor
+	spec Spec
+	deps []*service
+	log  hclog.Logger
+	sink *logSink
+
+	events   chan event
+	cmdKick  chan struct{}
+	loopDone chan struct{}
+
+	cmdMu sync.Mutex
+	cmds  []command
+
+	mu  sync.Mutex
+	st  Status
+	cur *proc
+}
+
+// enqueue schedules a command for the service goroutine without waiting.
+func (v *service) enqueue(c command) error {
+	v.cmdMu.Lock()
+	if c != cmdShutdown && len(v.cmds) >= maxQueuedCommands {
+		v.cmdMu.Unlock()
+		return fmt.Errorf("%s: too many pending commands", v.spec.Name)
+	}
+	v.cmds = append(v.cmds, c)
+	v.cmdMu.Unlock()
+	select {
+	case v.cmdKick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (v *service) takeCommands() []command {
+	v.cmdMu.Lock()
+	defer v.cmdMu.Unlock()
+	cmds := v.cmds
+	v.cmds = nil
+	return cmds
+}
+
+// post hands an event to the service goroutine, unless the supervisor is gone.
+func (v *service) post(ev event, closed <-chan struct{}) bool {
+	select {
+	case v.events <- ev:
+		return true
+	case <-closed:
+		return false
+	}
+}
+
+// current returns the live child, if any.
+func (v *service) current() *proc {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cur
+}
+
+// update mutates the status under the lock, then announces the change.
+func (v *service) update(f func(st *Status)) {
+	v.mu.Lock()
+	f(&v.st)
+	v.mu.Unlock()
+	v.sup.notify()
+}
+
+// status returns a deep copy of the status.
+func (v *service) status() Status {
+	v.mu.Lock()
+	st := v.st
+	p := v.cur
+	v.mu.Unlock()
+	st.Name = v.spec.Name
+	if p != nil && st.PID != 0 {
+		st.UptimeSeconds = time.Since(p.started).Seconds()
+	}
+	st.Exits = slices.Clone(st.Exits)
+	for i := range st.Exits {
+		st.Exits[i].LastLines = slices.Clone(st.Exits[i].LastLines)
+	}
+	return st
+}
+
+func (v *service) readyNow() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.st.State == StateRunning && v.st.Ready
+}
+
+// env is the child's environment: the parent's (minus stale control
+// variables), then Spec.Env, then the control-channel variables.
+func (v *service) env(token string) []string {
+	parent := os.Environ()
+	env := make([]string, 0, len(parent)+len(v.spec.Env)+3)
+	for _, kv := range parent {
+		if strings.HasPrefix(kv, "MACRONODE_CONTROL_") || strings.HasPrefix(kv, control.EnvService+"=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, v.spec.Env...)
+	return append(env,
+		control.EnvSocket+"="+v.sup.sockPath,
+		control.EnvService+"="+v.spec.Name,
+		control.EnvToken+"="+token,
+	)
+}

@@ -1,0 +1,402 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Spec defaults (SPEC §6 Liveness).
+const (
+	defaultStartTimeout     = 10 * time.Second
+	defaultHeartbeatTimeout = 3 * time.Second
+	defaultShutdownTimeout  = 15 * time.Second
+	defaultLogLines         = 1000
+)
+
+// ErrShuttingDown is returned by Restart, Stop and Start once the supervisor
+// has begun its final shutdown.
+var ErrShuttingDown = errors.New("supervisor is shutting down")
+
+// Options configures a Supervisor.
+type Options struct {
+	RunDir   string       // directory for control.sock; created 0700 if missing
+	Logger   hclog.Logger // root; child lines go to Logger.Named(service)
+	LogLines int          // ring buffer lines per service; default 1000
+	Specs    []Spec       // start order derived from DependsOn (ties in slice order)
+	OnChange func()       // called without locks after state changes; may be nil
+}
+
+// Supervisor runs and watches a set of child processes.
+type Supervisor struct {
+	opts     Options
+	log      hclog.Logger
+	services []*service // start order
+	byName   map[string]*service
+	ln       *net.UnixListener
+	sockPath string
+	metrics  *metrics
+
+	running  atomic.Bool
+	shutting atomic.Bool
+	closed   chan struct{} // closed once every service goroutine has returned
+	bg       sync.WaitGroup
+	pending  chan struct{} // connections awaiting hello
+
+	connMu      sync.Mutex
+	conns       map[net.Conn]struct{}
+	connsClosed bool
+	connWG      sync.WaitGroup
+
+	chMu    sync.Mutex
+	changed chan struct{} // closed and replaced on every state change
+	kick    chan struct{} // wakes the OnChange notifier
+
+	testHookSpawn func(name string, pid int) // set by tests before Run
+}
+
+// New validates the specs, orders them by DependsOn and binds the control
+// socket (0600) in RunDir. Call Run to start the children; a caller that
+// gives up before running them calls Run with a cancelled context, which
+// releases the socket and returns at once.
+func New(opts Options) (*Supervisor, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.LogLines <= 0 {
+		opts.LogLines = defaultLogLines
+	}
+	if opts.RunDir == "" {
+		return nil, errors.New("supervisor: run dir is required")
+	}
+	specs := make([]Spec, len(opts.Specs))
+	for i, sp := range opts.Specs {
+		sp, err := sp.withDefaults()
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: service %q: %w", opts.Specs[i].Name, err)
+		}
+		specs[i] = sp
+	}
+	order, err := startOrder(specs)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	s := &Supervisor{
+		opts:    opts,
+		log:     opts.Logger.Named("supervisor"),
+		byName:  make(map[string]*service, len(specs)),
+		metrics: newMetrics(),
+		closed:  make(chan struct{}),
+		pending: make(chan struct{}, maxPendingConns),
+		conns:   make(map[net.Conn]struct{}),
+		changed: make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+	}
+	for _, i := range order {
+		sp := specs[i]
+		v := &service{
+			sup:      s,
+			spec:     sp,
+			log:      s.log.With("service", sp.Name),
+			events:   make(chan event, 64),
+			cmdKick:  make(chan struct{}, 1),
+			loopDone: make(chan struct{}),
+			st:       Status{Name: sp.Name, State: StateStopped, Critical: sp.Critical, Listen: sp.Listen, Exits: []Exit{}},
+			sink: &logSink{
+				ring:    newRing(opts.LogLines),
+				queue:   make(chan LogLine, logQueueLen),
+				log:     opts.Logger.Named(sp.Name),
+				stdout:  s.metrics.lines.WithLabelValues(sp.Name, "stdout"),
+				stderr:  s.metrics.lines.WithLabelValues(sp.Name, "stderr"),
+				dropped: s.metrics.dropped.WithLabelValues(sp.Name),
+			},
+		}
+		s.services = append(s.services, v)
+		s.byName[sp.Name] = v
+	}
+	for _, v := range s.services {
+		for _, d := range v.spec.DependsOn {
+			v.deps = append(v.deps, s.byName[d])
+		}
+	}
+	ln, path, warning, err := listenControl(opts.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	if warning != "" {
+		s.log.Warn(warning)
+	}
+	s.ln, s.sockPath = ln, path
+	return s, nil
+}
+
+// withDefaults fills zero fields and validates the spec.
+func (sp Spec) withDefaults() (Spec, error) {
+	switch {
+	case sp.Name == "":
+		return sp, errors.New("name is required")
+	case strings.ContainsAny(sp.Name, " /=\x00"):
+		return sp, fmt.Errorf("name %q contains a space, '/', '=' or NUL", sp.Name)
+	case sp.Binary == "":
+		return sp, errors.New("binary is required")
+	case sp.StartTimeout < 0, sp.HeartbeatTimeout < 0, sp.ShutdownTimeout < 0:
+		return sp, errors.New("negative timeout")
+	}
+	if sp.StartTimeout == 0 {
+		sp.StartTimeout = defaultStartTimeout
+	}
+	if sp.HeartbeatTimeout == 0 {
+		sp.HeartbeatTimeout = defaultHeartbeatTimeout
+	}
+	if sp.ShutdownTimeout == 0 {
+		sp.ShutdownTimeout = defaultShutdownTimeout
+	}
+	sp.Policy = sp.Policy.withDefaults()
+	if err := sp.Policy.validate(); err != nil {
+		return sp, err
+	}
+	return sp, nil
+}
+
+// startOrder sorts specs topologically by DependsOn; among the services
+// whose dependencies are placed, the earliest in the slice goes first.
+func startOrder(specs []Spec) ([]int, error) {
+	index := make(map[string]int, len(specs))
+	for i, sp := range specs {
+		if _, dup := index[sp.Name]; dup {
+			return nil, fmt.Errorf("service %q is listed twice", sp.Name)
+		}
+		index[sp.Name] = i
+	}
+	for _, sp := range specs {
+		for _, d := range sp.DependsOn {
+			if _, ok := index[d]; !ok {
+				return nil, fmt.Errorf("service %q depends on unknown service %q", sp.Name, d)
+			}
+		}
+	}
+	placed := make([]bool, len(specs))
+	order := make([]int, 0, len(specs))
+	for len(order) < len(specs) {
+		progress := false
+		for i, sp := range specs {
+			if placed[i] {
+				continue
+			}
+			ok := true
+			for _, d := range sp.DependsOn {
+				if !placed[index[d]] {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				placed[i] = true
+				order = append(order, i)
+				progress = true
+				break
+			}
+		}
+		if !progress {
+			var left []string
+			for i, sp := range specs {
+				if !placed[i] {
+					left = append(left, sp.Name)
+				}
+			}
+			return nil, fmt.Errorf("dependency cycle among %s", strings.Join(left, ", "))
+		}
+	}
+	return order, nil
+}
+
+// Run starts the children in dependency order (each waits until its
+// dependencies are running and ready before its first start) and supervises
+// them. When ctx is done it stops them in reverse start order, one after
+// another, reaps them all, closes and removes the control socket and
+// returns nil. It returns only when every child is reaped.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("supervisor: Run called twice")
+	}
+	stopNotifier := make(chan struct{})
+	s.bg.Add(2)
+	go s.acceptLoop()
+	go s.notifier(stopNotifier)
+	var pumps sync.WaitGroup
+	for _, v := range s.services {
+		pumps.Add(1)
+		go func() { defer pumps.Done(); v.sink.pump() }()
+	}
+	for _, v := range s.services {
+		go v.loop()
+	}
+	s.log.Info("supervising", "services", s.names(false), "control_socket", s.sockPath)
+
+	<-ctx.Done()
+	s.shutting.Store(true)
+	s.notify()
+	s.log.Info("stopping services", "order", s.names(true))
+	for i := len(s.services) - 1; i >= 0; i-- {
+		v := s.services[i]
+		_ = v.enqueue(cmdShutdown)
+		bound := time.NewTimer(v.spec.ShutdownTimeout + killGrace + time.Second)
+		select {
+		case <-v.loopDone:
+		case <-bound.C:
+			s.log.Error("service did not stop in time; stopping the next one meanwhile", "service", v.spec.Name)
+		}
+		bound.Stop()
+	}
+	for _, v := range s.services {
+		<-v.loopDone // every child reaped
+	}
+	close(s.closed)
+	_ = s.ln.Close()
+	s.closeConns()
+	for _, v := range s.services {
+		close(v.sink.queue) // its pipe readers are all done
+	}
+	pumps.Wait()
+	close(stopNotifier)
+	s.bg.Wait()
+	if err := os.Remove(s.sockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("remove control socket", "error", err)
+	}
+	s.log.Info("all services stopped")
+	return nil
+}
+
+func (s *Supervisor) names(reverse bool) []string {
+	out := make([]string, 0, len(s.services))
+	for _, v := range s.services {
+		out = append(out, v.spec.Name)
+	}
+	if reverse {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// notify announces a state change: it wakes dependency waiters and the
+// OnChange notifier. It never blocks.
+func (s *Supervisor) notify() {
+	s.chMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.chMu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Supervisor) changedCh() <-chan struct{} {
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	return s.changed
+}
+
+// notifier calls OnChange, serialized and coalesced, without locks held.
+func (s *Supervisor) notifier(stop <-chan struct{}) {
+	defer s.bg.Done()
+	call := func() {
+		if s.opts.OnChange != nil {
+			s.opts.OnChange()
+		}
+	}
+	for {
+		select {
+		case <-s.kick:
+			call()
+		case <-stop:
+			select {
+			case <-s.kick:
+				call()
+			default:
+			}
+			return
+		}
+	}
+}
+
+func (s *Supervisor) lookup(name string) (*service, error) {
+	v := s.byName[name]
+	if v == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownService, name)
+	}
+	return v, nil
+}
+
+func (s *Supervisor) command(name string, c command) error {
+	v, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	if s.shutting.Load() {
+		return ErrShuttingDown
+	}
+	return v.enqueue(c)
+}
+
+// Snapshot returns the status of every service, in start order.
+func (s *Supervisor) Snapshot() []Status {
+	out := make([]Status, 0, len(s.services))
+	for _, v := range s.services {
+		out = append(out, v.status())
+	}
+	return out
+}
+
+// Ready reports whether every critical service is running and ready (and
+// the supervisor is not shutting down).
+func (s *Supervisor) Ready() bool {
+	if s.shutting.Load() {
+		return false
+	}
+	for _, v := range s.services {
+		if v.spec.Critical && !v.readyNow() {
+			return false
+		}
+	}
+	return true
+}
+
+// Restart (re)starts the service now: a running child is stopped gracefully
+// and started again at once; a failed one is retried. The backoff and the
+// crash window are reset. It returns once the request is scheduled.
+func (s *Supervisor) Restart(name string) error { return s.command(name, cmdRestart) }
+
+// Stop stops the service gracefully; it stays stopped until Start or Restart.
+func (s *Supervisor) Stop(name string) error { return s.command(name, cmdStop) }
+
+// Start starts a stopped, backing-off or failed service.
+func (s *Supervisor) Start(name string) error { return s.command(name, cmdStart) }
+
+// Logs returns the service's last n lines, oldest first (n <= 0: all kept).
+func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
+	v, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return v.sink.ring.last(n), nil
+}
+
+// Collector exports macronode_child_log_lines_total{service,stream} and
+// macronode_child_log_dropped_total{service}.
+func (s *Supervisor) Collector() prometheus.Collector { return s.metrics }
+
+// SocketPath is the control socket's path.
+func (s *Supervisor) SocketPath() string { return s.sockPath }
