@@ -1,0 +1,307 @@
+// Package node is the macronode daemon: the body of `macronode run`. It wires
+// the configuration, the supervisor and the admin plane together, handles
+// signals (SIGTERM/SIGINT drain, a second SIGINT exits at once, SIGHUP
+// reloads) and speaks the systemd notify protocol.
+//
+// The actors are: the admin HTTP server, the supervisor (which owns every
+// child), the signal handler and the systemd notifier. Shutdown order is
+// explicit: readiness turns 503, systemd hears STOPPING=1, the supervisor
+// stops the children in reverse dependency order and reaps them all, and
+// the admin plane closes last.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/admin"
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+// Options is what the CLI hands the daemon.
+type Options struct {
+	// Config is the validated configuration to start with.
+	Config *config.Config
+	// Reload re-reads every layer (file, environment, flags) and validates;
+	// used by SIGHUP and POST /api/v1/reload.
+	Reload func() (*config.Config, error)
+	// Logger is the root logger; reload changes its level.
+	Logger hclog.Logger
+}
+
+// ErrForced is returned when a second SIGINT cut the drain short.
+var ErrForced = errors.New("forced exit on second interrupt")
+
+// adminCloseTimeout bounds the admin plane's own graceful close, last of all.
+const adminCloseTimeout = 5 * time.Second
+
+// Run runs the node until ctx ends, a signal or the admin API asks it to
+// stop. It returns nil after a clean drain.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Config == nil {
+		return errors.New("node: no configuration")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	cfg := opts.Config
+	n := &node{log: log, opts: opts, started: time.Now()}
+	n.cfg.Store(cfg)
+
+	runDir, cleanupRunDir, err := prepareRunDir(cfg.RunDir)
+	if err != nil {
+		return err
+	}
+	defer cleanupRunDir()
+	if !cfg.Amnesia {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+		}
+	}
+
+	sup, err := supervisor.New(supervisor.Options{
+		RunDir:   runDir,
+		Logger:   log.Named("supervisor"),
+		Specs:    Specs(cfg),
+		OnChange: n.changed,
+	})
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	n.sup = sup
+	// A supervisor that never runs still holds its socket: Run it with a
+	// cancelled context on every early return below.
+	started := false
+	defer func() {
+		if !started {
+			c, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = sup.Run(c)
+		}
+	}()
+
+	// stop is the one way to begin the drain, whatever asked for it.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	n.stop = stop
+
+	srv, err := admin.New(admin.Options{
+		Config:     n.config,
+		Services:   sup,
+		Reload:     n.reload,
+		Shutdown:   stop,
+		Logger:     log.Named("admin"),
+		Collectors: []prometheus.Collector{sup.Collector()},
+		Started:    n.started,
+	})
+	if err != nil {
+		return fmt.Errorf("admin plane: %w", err)
+	}
+	n.admin = srv
+
+	ln, err := listen(cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	var mln net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = listen(cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+	}
+	log.Info("admin plane listening", "addr", ln.Addr().String(), "run_dir", runDir, "data_dir", cfg.DataDir,
+		"services", cfg.Enabled())
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("admin plane: %w", err)
+		}
+	}()
+	var msrv *http.Server
+	if mln != nil {
+		msrv = &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: admin.DefaultReadHeaderTimeout}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+	}
+
+	started = true
+	supErr := make(chan error, 1)
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		supErr <- sup.Run(runCtx)
+	}()
+
+	forced := make(chan struct{})
+	sigDone := n.handleSignals(runCtx, supDone, forced)
+	notifyDone := n.notifier(runCtx)
+
+	var runErr error
+	select {
+	case <-runCtx.Done():
+	case err := <-serveErr:
+		runErr = err
+		log.Error("listener failed; shutting down", "error", err)
+	case err := <-supErr:
+		// The supervisor only returns early on a fatal error.
+		supErr <- err
+	}
+
+	// Ordered drain: not ready first, then the children, then the admin plane.
+	log.Info("shutting down", "grace_per_child", cfg.ShutdownTimeout.D().String())
+	srv.SetDraining()
+	n.notify("STOPPING=1\nSTATUS=stopping services")
+	stop()
+	select {
+	case err := <-supErr:
+		if err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("supervisor: %w", err))
+		}
+	case <-forced:
+		return ErrForced
+	}
+	<-sigDone
+	<-notifyDone
+
+	closeCtx, cancel := context.WithTimeout(context.Background(), adminCloseTimeout)
+	defer cancel()
+	if err := srv.Shutdown(closeCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close admin plane: %w", err))
+	}
+	if msrv != nil {
+		if err := msrv.Shutdown(closeCtx); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("close metrics listener: %w", err))
+		}
+	}
+	wg.Wait()
+	if runErr == nil {
+		log.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+type node struct {
+	log     hclog.Logger
+	opts    Options
+	started time.Time
+	cfg     atomic.Pointer[config.Config]
+	sup     *supervisor.Supervisor
+	admin   *admin.Server
+	stop    context.CancelFunc
+
+	reloadMu sync.Mutex // one reload at a time
+	changes  chan struct{}
+	once     sync.Once
+}
+
+func (n *node) config() *config.Config { return n.cfg.Load() }
+
+// prepareRunDir makes the control socket's directory (0700). With no run_dir
+// configured (and no systemd RuntimeDirectory) it is a private temp dir that
+// is removed on exit.
+func prepareRunDir(dir string) (string, func(), error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "macronode-")
+		if err != nil {
+			return "", nil, fmt.Errorf("create run dir: %w", err)
+		}
+		return d, func() { os.RemoveAll(d) }, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("create run dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("chmod run dir %s: %w", dir, err)
+	}
+	return dir, func() {}, nil
+}
+
+// listen binds a TCP address. TLS for the admin plane (admin_tls, with the
+// pq_mode key-exchange preference) is applied by admin.Server.Serve.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// handleSignals: SIGTERM/SIGINT start the drain, a second SIGINT exits at
+// once (children die with us through Pdeathsig and their lost control
+// connection), SIGHUP reloads. The returned channel closes when it stops.
+func (n *node) handleSignals(ctx context.Context, supDone <-chan struct{}, forced chan<- struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		defer close(done)
+		defer signal.Stop(sigs)
+		draining := false
+		for {
+			var sig os.Signal
+			if !draining {
+				select {
+				case sig = <-sigs:
+				case <-ctx.Done():
+					draining = true
+					continue
+				}
+			} else {
+				// While draining, keep listening for a second SIGINT
+				// until the supervisor has finished.
+				select {
+				case sig = <-sigs:
+				case <-supDone:
+					return
+				}
+			}
+			switch sig {
+			case syscall.SIGHUP:
+				n.log.Info("SIGHUP: reloading configuration")
+				if res, err := n.reload(context.Background()); err != nil {
+					n.log.Error("reload failed; old configuration stays in force", "error", err)
+				} else {
+					n.log.Info("reload done", "changed", res.Changed, "applied", res.Applied, "restart_required", res.RestartRequired)
+				}
+			case syscall.SIGINT:
+				if draining {
+					n.log.Warn("second interrupt: exiting now")
+					close(forced)
+					return
+				}
+				n.log.Info("interrupt: draining (interrupt again to exit at once)")
+				draining = true
+				n.stop()
+			default:
+				n.log.Info("terminated: draining", "signal", sig.String())
+				draining = true
+				n.stop()
+			}
+		}
+	}()
+	return done
+}

@@ -1,0 +1,100 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/macronode/macronode/pkg/sdnotify"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+// changed is the supervisor's OnChange hook: it must not block, so it only
+// nudges the notifier.
+func (n *node) changed() {
+	n.once.Do(func() { n.changes = make(chan struct{}, 1) })
+	select {
+	case n.changes <- struct{}{}:
+	default:
+	}
+}
+
+// notify sends one sd_notify datagram when systemd is listening; failures are
+// logged at debug level, since without NOTIFY_SOCKET there is nobody to tell.
+func (n *node) notify(state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		n.log.Debug("sd_notify failed", "state", state, "error", err)
+	}
+}
+
+// notifier tells systemd READY=1 the first time the node is ready, keeps a
+// STATUS= line current, and pets the watchdog at half of WATCHDOG_USEC. The
+// watchdog is only petted while the supervisor answers, so a wedged parent
+// is restarted by systemd.
+func (n *node) notifier(ctx context.Context) <-chan struct{} {
+	n.once.Do(func() { n.changes = make(chan struct{}, 1) })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wd <-chan time.Time
+		if interval, ok := sdnotify.WatchdogInterval(); ok {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			wd = t.C
+		}
+		// A slow tick re-checks readiness in case a change was coalesced.
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		ready := false
+		lastStatus := ""
+		update := func() {
+			status := statusLine(n.sup.Snapshot())
+			if !ready && n.admin.Ready() {
+				ready = true
+				n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond).String())
+				n.notify("READY=1\nSTATUS=" + status)
+				lastStatus = status
+				return
+			}
+			if status != lastStatus {
+				n.notify("STATUS=" + status)
+				lastStatus = status
+			}
+		}
+		update()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.changes:
+				update()
+			case <-tick.C:
+				update()
+			case <-wd:
+				n.sup.Snapshot() // proves the supervisor's lock is not wedged
+				n.notify("WATCHDOG=1")
+			}
+		}
+	}()
+	return done
+}
+
+// statusLine summarises the services for systemctl status, e.g.
+// "6/6 running" or "5/6 running; storage backoff".
+func statusLine(snap []supervisor.Status) string {
+	running := 0
+	var other []string
+	for _, s := range snap {
+		if s.State == supervisor.StateRunning && s.Ready {
+			running++
+			continue
+		}
+		other = append(other, fmt.Sprintf("%s %s", s.Name, s.State))
+	}
+	line := fmt.Sprintf("%d/%d running", running, len(snap))
+	if len(other) > 0 {
+		line += "; " + strings.Join(other, ", ")
+	}
+	return line
+}
