@@ -80,13 +80,15 @@ func logField(logs, msg, field string) (string, bool) {
 // testService is a plane with controllable readiness, a slow route, a
 // panicking route and its own metric.
 type testService struct {
-	mu       sync.Mutex
-	readyErr error
-	closed   atomic.Int32
-	started  chan struct{} // a /slow request has begun
-	release  chan struct{} // lets /slow finish
-	inFlight atomic.Int32
-	mux      *httpx.Mux
+	mu                 sync.Mutex
+	readyErr           error
+	closed             atomic.Int32
+	drained            atomic.Int32 // Drain calls
+	drainedBeforeClose atomic.Bool
+	started            chan struct{} // a /slow request has begun
+	release            chan struct{} // lets /slow finish
+	inFlight           atomic.Int32
+	mux                *httpx.Mux
 }
 
 func newTestService(reg prometheus.Registerer) (*testService, error) {
@@ -137,6 +139,12 @@ func (s *testService) Close() error {
 	}
 	s.closed.Add(1)
 	return nil
+}
+
+// Drain records that the runtime asked long handlers to return.
+func (s *testService) Drain() {
+	s.drained.Add(1)
+	s.drainedBeforeClose.Store(s.closed.Load() == 0)
 }
 
 // testPlane returns a plane whose Build hands the built service to got.

@@ -118,6 +118,9 @@ func (r *runtime) run(ctx context.Context) error {
 		_ = ctl.send(control.Health(false, "draining: "+cause.reason))
 	}
 	runErr := cause.err
+	if d, ok := svc.(Drainer); ok {
+		d.Drain()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cause.grace)
 	if err := srv.Shutdown(sctx); err != nil {
 		r.log.Warn("drain grace expired; closing remaining connections", "grace", cause.grace.String(), "error", err)

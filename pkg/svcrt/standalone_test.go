@@ -99,6 +99,9 @@ func TestStandaloneSurface(t *testing.T) {
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run after cancel = %v, want nil; logs:\n%s", err, r.logs.String())
 	}
+	if svc.drained.Load() != 1 || !svc.drainedBeforeClose.Load() {
+		t.Fatalf("Drain called %d times (before Close: %v), want once before Close", svc.drained.Load(), svc.drainedBeforeClose.Load())
+	}
 	if svc.closed.Load() != 1 {
 		t.Fatalf("Close called %d times, want 1", svc.closed.Load())
 	}

@@ -47,6 +47,14 @@ type Service interface {
 	Close() error
 }
 
+// Drainer is optionally implemented by a Service whose handlers can wait a
+// long time (long polls). Drain is called once when a drain begins, before
+// in-flight requests are waited for, and must make those handlers return
+// promptly; the store stays open until Close.
+type Drainer interface {
+	Drain()
+}
+
 // Env is what the runtime hands a plane's Build function.
 type Env struct {
 	Name     string                // plane name, e.g. "storage"

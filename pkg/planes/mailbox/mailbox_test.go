@@ -333,3 +333,31 @@ func TestCloseReleasesLongPoll(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+func TestDrainEndsLongPolls(t *testing.T) {
+	e := newEnv(t, Config{})
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		e.receive("drain", "max=1&wait=20s")
+		done <- time.Since(start)
+	}()
+	// Wait until the long poll is parked, then drain.
+	eventually(t, 5*time.Second, "long poll parked", func() bool {
+		e.s.mu.Lock()
+		defer e.s.mu.Unlock()
+		b := e.s.ix.boxes["drain"]
+		return b != nil && b.waiters > 0
+	})
+	e.s.Drain()
+	select {
+	case el := <-done:
+		if el > 15*time.Second {
+			t.Fatalf("long poll returned after %s, not at drain", el)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long poll still waiting 15s after Drain")
+	}
+	// Sends still work while draining.
+	e.send("drain", "after")
+}

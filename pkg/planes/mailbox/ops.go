@@ -37,6 +37,15 @@ func (s *Server) isClosing() bool {
 	}
 }
 
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
 // send stores body in box name and returns its id once durable. created is
 // false when an Idempotency-Key replay returned an earlier message's id.
 func (s *Server) send(ctx context.Context, name, key string, body []byte) (id string, created bool, err error) {
@@ -142,7 +151,7 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 			got, leased = s.ix.lease(b, p.Max, p.Visibility, now)
 			dirty = append(dirty, leased...)
 		}
-		if len(got) > 0 || p.Wait == 0 || !now.Before(deadline) || s.isClosing() {
+		if len(got) > 0 || p.Wait == 0 || !now.Before(deadline) || s.isClosing() || s.isDraining() {
 			out := make([]delivery, len(got))
 			for i, m := range got {
 				out[i] = delivery{ID: formatID(m.seq), Receipt: m.receipt, Deliveries: m.deliveries,
@@ -168,6 +177,7 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 		case <-ctx.Done():
 			gone = ctx.Err()
 		case <-s.closing:
+		case <-s.draining:
 		}
 		s.mu.Lock()
 		b.waiters--

@@ -26,6 +26,8 @@ type Server struct {
 
 	kickCh    chan struct{}
 	closing   chan struct{}
+	draining  chan struct{} // closed by Drain: long polls answer now
+	drainOnce sync.Once
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -43,10 +45,11 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		log = hclog.NewNullLogger()
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		kickCh:  make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		kickCh:   make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		draining: make(chan struct{}),
 	}
 	s.ix = newIndex(cfg, s.kick)
 	s.met = newMetrics(s)
@@ -307,6 +310,15 @@ func (s *Server) Ready() error {
 		return errors.New("mailbox store could not be reopened after compaction")
 	}
 	return nil
+}
+
+// Drain ends every long poll now (each answers with what it has, usually an
+// empty list) and makes later receives return at once, so that an HTTP
+// drain is not held up to 20s by waiting consumers. Sends, acks and the
+// store keep working until Close. The child runtime calls it when a drain
+// begins.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
 }
 
 // Close wakes long polls, stops the sweeper, commits queued writes and
