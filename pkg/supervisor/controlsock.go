@@ -224,12 +224,18 @@ func (s *Supervisor) serveConn(c *net.UnixConn) {
 
 // handshake reads the hello and checks it against SO_PEERCRED and the
 // per-spawn token; on success the connection is bound to the child.
+//
+// The child is registered before exec, so a hello can arrive before the
+// spawning goroutine has recorded the child's pid. A hello bearing the
+// pending child's token then waits (until the hello deadline, holding no
+// lock) for the pid, which both SO_PEERCRED and the hello must match.
 func (s *Supervisor) handshake(c *net.UnixConn) (*service, *proc, *control.Decoder, error) {
 	cred, err := peerCred(c)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
+	deadline := time.Now().Add(helloTimeout)
+	_ = c.SetReadDeadline(deadline)
 	dec := control.NewDecoder(c)
 	m, err := dec.Next()
 	if err != nil {
@@ -246,12 +252,28 @@ func (s *Supervisor) handshake(c *net.UnixConn) (*service, *proc, *control.Decod
 		return nil, nil, nil, fmt.Errorf("peer pid %d: hello for %w %q", cred.Pid, ErrUnknownService, m.Service)
 	}
 	p := svc.current()
-	switch {
-	case p == nil:
+	if p == nil {
 		return nil, nil, nil, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service)
-	case int(cred.Pid) != p.pid || m.PID != p.pid:
-		return nil, nil, nil, fmt.Errorf("peer pid %d (hello says %d) is not the child of %s (pid %d)", cred.Pid, m.PID, m.Service, p.pid)
-	case subtle.ConstantTimeCompare([]byte(m.Token), []byte(p.token)) != 1:
+	}
+	tokenOK := subtle.ConstantTimeCompare([]byte(m.Token), []byte(p.token)) == 1
+	pid, known := p.knownPID()
+	if !known {
+		if !tokenOK {
+			return nil, nil, nil, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service)
+		}
+		if hook := s.testHookPIDWait; hook != nil {
+			hook(m.Service)
+		}
+		if pid = p.waitPID(deadline, s.closed); pid == 0 {
+			return nil, nil, nil, fmt.Errorf("peer pid %d: child of %s not started within %s of its hello", cred.Pid, m.Service, helloTimeout)
+		}
+	}
+	switch {
+	case pid == 0:
+		return nil, nil, nil, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service)
+	case int(cred.Pid) != pid || m.PID != pid:
+		return nil, nil, nil, fmt.Errorf("peer pid %d (hello says %d) is not the child of %s (pid %d)", cred.Pid, m.PID, m.Service, pid)
+	case !tokenOK:
 		return nil, nil, nil, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service)
 	}
 	_ = c.SetReadDeadline(time.Time{})

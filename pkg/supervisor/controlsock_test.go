@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -128,5 +130,67 @@ func TestControlSocketRefusesOtherUID(t *testing.T) {
 	eventually(t, 5*time.Second, "uid refusal logged", func() bool { return h.logs.Contains("peer uid 65534 is not ours") })
 	if now := h.status("steady"); now.PID != steady.PID || !now.Ready {
 		t.Errorf("steady disturbed: %+v", now)
+	}
+}
+
+// A child whose hello arrives before the parent has recorded its pid (the
+// spawn is held right after exec until that hello is in) is accepted on its
+// first spawn. While the pid is unknown, a stranger with a wrong token is
+// refused at once.
+func TestHelloBeforePIDRecorded(t *testing.T) {
+	held := make(chan struct{})    // the spawn of mailbox is held after exec
+	release := make(chan struct{}) // the test is done with the stranger
+	helloWaits := make(chan struct{})
+	var heldOnce, waitOnce sync.Once
+	wait := func(ch <-chan struct{}) bool {
+		tm := time.NewTimer(10 * time.Second)
+		defer tm.Stop()
+		select {
+		case <-ch:
+			return true
+		case <-tm.C:
+			return false
+		}
+	}
+	var sawWait atomic.Bool
+	h := startHarnessWith(t, []Spec{fakeSpec(t, "mailbox", "good")}, nil, func(s *Supervisor) {
+		s.testHookAfterExec = func(string) {
+			first := false
+			heldOnce.Do(func() { first = true; close(held) })
+			if first {
+				wait(release)
+				sawWait.Store(wait(helloWaits))
+			}
+		}
+		s.testHookPIDWait = func(string) { waitOnce.Do(func() { close(helloWaits) }) }
+	})
+	if !wait(held) {
+		t.Fatal("mailbox was never spawned")
+	}
+	c, err := net.Dial("unix", h.s.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := control.NewEncoder(c).Send(control.Hello("mailbox", os.Getpid(), "guessed-token", "x")); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, c, "stranger with a wrong token") // refused while the pid is unknown
+	close(release)
+
+	st := h.waitReady("mailbox", 0)
+	if !sawWait.Load() {
+		t.Error("the child's hello never waited for its pid: the race was not exercised")
+	}
+	if st.Restarts != 0 || len(st.Exits) != 0 {
+		t.Errorf("mailbox restarted at start-up: restarts %d exits %+v", st.Restarts, st.Exits)
+	}
+	if !h.logs.Contains("wrong token for mailbox") {
+		t.Error("the stranger was not refused for its wrong token")
+	}
+	for _, bad := range []string{"has no running child", "is not the child of mailbox"} {
+		if h.logs.Contains(bad) {
+			t.Errorf("the child's hello was refused (%q); logs:\n%s", bad, h.logs.String())
+		}
 	}
 }

@@ -121,6 +121,13 @@ type readyAt struct {
 
 func startHarness(tb testing.TB, specs []Spec, mod func(*Options)) *harness {
 	tb.Helper()
+	return startHarnessWith(tb, specs, mod, nil)
+}
+
+// startHarnessWith is startHarness with setup, if not nil, called on the
+// Supervisor before Run (to set test hooks).
+func startHarnessWith(tb testing.TB, specs []Spec, mod func(*Options), setup func(*Supervisor)) *harness {
+	tb.Helper()
 	dir, err := os.MkdirTemp("", "mn")
 	if err != nil {
 		tb.Fatal(err)
@@ -147,6 +154,9 @@ func startHarness(tb testing.TB, specs []Spec, mod func(*Options)) *harness {
 		h.mu.Lock()
 		h.pids = append(h.pids, pid)
 		h.mu.Unlock()
+	}
+	if setup != nil {
+		setup(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

@@ -27,9 +27,15 @@ const pipeDrainDelay = 2 * time.Second
 // one that reads the pipes, waits for and reaps the process; everyone else
 // selects on exited and done.
 type proc struct {
-	pid     int
-	token   string
-	started time.Time
+	token string
+
+	// pid and started are written once by the owner goroutine before
+	// pidKnown is closed, and read only after that (or after start returned).
+	// The proc is registered as the service's child before exec, so a child
+	// whose hello beats the owner goroutine waits on pidKnown (see handshake).
+	pid      int
+	started  time.Time
+	pidKnown chan struct{} // closed once pid is recorded, or the start failed (pid 0)
 
 	exited chan struct{} // closed when the process has exited (not yet reaped)
 	done   chan struct{} // closed after cmd.Wait: reaped, pipes drained
@@ -56,16 +62,22 @@ func newToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// startProc spawns the child described by spec from a goroutine that keeps
-// its OS thread locked for the child's whole life, so that Pdeathsig (which
-// fires when the starting thread exits, golang/go#27505) means "parent died".
-// It returns once the process is started or failed to start.
-func startProc(spec *Spec, env []string, token string, sink *logSink) (*proc, error) {
-	p := &proc{
-		token:  token,
-		exited: make(chan struct{}),
-		done:   make(chan struct{}),
+// newProc returns a child-to-be with its control token; start runs it.
+func newProc(token string) *proc {
+	return &proc{
+		token:    token,
+		pidKnown: make(chan struct{}),
+		exited:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+}
+
+// start spawns the child described by spec from a goroutine that keeps its
+// OS thread locked for the child's whole life, so that Pdeathsig (which
+// fires when the starting thread exits, golang/go#27505) means "parent died".
+// It returns once the process is started or failed to start. afterExec, if
+// not nil (tests only), runs after exec and before the pid is recorded.
+func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) error {
 	cmd := exec.Command(spec.Binary, spec.Args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -74,20 +86,19 @@ func startProc(spec *Spec, env []string, token string, sink *logSink) (*proc, er
 	// the owner goroutine alone reads and closes the read ends.
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("stdout pipe: %w", err)
+		close(p.pidKnown)
+		return fmt.Errorf("stdout pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		closeAll(outR, outW)
-		return nil, fmt.Errorf("stderr pipe: %w", err)
+		close(p.pidKnown)
+		return fmt.Errorf("stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	started := make(chan error, 1)
-	go p.run(cmd, [2]*os.File{outR, errR}, [2]*os.File{outW, errW}, sink, started)
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
+	go p.run(cmd, [2]*os.File{outR, errR}, [2]*os.File{outW, errW}, sink, afterExec, started)
+	return <-started
 }
 
 func closeAll(files ...*os.File) {
@@ -97,19 +108,24 @@ func closeAll(files ...*os.File) {
 }
 
 // run is the owner goroutine: start, drain the pipes, then reap.
-func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink, started chan<- error) {
+func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink, afterExec func(), started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread() // only after the child is reaped
 	err := cmd.Start()
 	closeAll(writeEnds[:]...) // the child holds its own copies now
 	if err != nil {
 		closeAll(readEnds[:]...)
+		close(p.pidKnown)
 		started <- fmt.Errorf("start %s: %w", cmd.Path, err)
 		return
 	}
 	defer closeAll(readEnds[:]...)
+	if afterExec != nil {
+		afterExec()
+	}
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
+	close(p.pidKnown)
 	started <- nil
 
 	var readers sync.WaitGroup
@@ -153,6 +169,34 @@ func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink
 		p.markGone() // without WNOWAIT we learn of the exit only now
 	}
 	close(p.done)
+}
+
+// knownPID returns the child's pid once it is recorded; ok is false while
+// the spawn has not got that far. A failed start reports pid 0.
+func (p *proc) knownPID() (pid int, ok bool) {
+	select {
+	case <-p.pidKnown:
+		return p.pid, true
+	default:
+		return 0, false
+	}
+}
+
+// waitPID waits until the pid is recorded, at most until deadline or stop;
+// it returns 0 if it is not known by then (or the start failed).
+func (p *proc) waitPID(deadline time.Time, stop <-chan struct{}) int {
+	if pid, ok := p.knownPID(); ok {
+		return pid
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-p.pidKnown:
+		return p.pid
+	case <-t.C:
+	case <-stop:
+	}
+	return 0
 }
 
 // markGone records the exit: from now on the pid is never signalled, and

@@ -16,12 +16,16 @@ type runner struct {
 	termSent bool      // we sent shutdown+SIGTERM to p
 	killed   bool      // we sent SIGKILL to p
 	want     bool      // the service should run
-	waitDeps bool      // first start still waits for dependencies
+	waitDeps bool      // first start still waits for dependencies (deps.go)
 	final    bool      // supervisor shutdown: stop and return
 	respawn  spawnKind // start again as soon as p is reaped
 	lastBeat time.Time
 
-	startT, beatT, retryT, killT, boundT *time.Timer
+	waitSince   time.Time // when the dependency wait began
+	depDeadline time.Time // when depT fires
+	loggedWait  bool
+
+	startT, beatT, retryT, killT, boundT, depT *time.Timer
 }
 
 func timerC(t *time.Timer) <-chan time.Time {
@@ -42,8 +46,10 @@ func stopTimer(t **time.Timer) {
 func (v *service) loop() {
 	defer close(v.loopDone)
 	r := &runner{v: v, tr: newRestartTracker(v.spec.Policy, nil), want: true, waitDeps: true}
-	loggedWait := false
 	for {
+		if !r.waitDeps && r.depT != nil {
+			stopTimer(&r.depT) // a command ended the wait
+		}
 		if r.final && r.p == nil {
 			r.stopTimers()
 			stopTimer(&r.retryT)
@@ -56,14 +62,8 @@ func (v *service) loop() {
 		var depsCh <-chan struct{}
 		if r.waitDeps {
 			ch := v.sup.changedCh() // taken before the check: no missed wake-up
-			if v.depsReady() {
-				r.waitDeps = false
-				r.spawn(spawnFirst)
+			if r.awaitDeps() {
 				continue
-			}
-			if !loggedWait {
-				v.log.Info("waiting for dependencies", "depends_on", v.spec.DependsOn)
-				loggedWait = true
 			}
 			depsCh = ch
 		}
@@ -76,6 +76,8 @@ func (v *service) loop() {
 		}
 		select {
 		case <-depsCh:
+		case <-timerC(r.depT):
+			r.depT = nil
 		case <-v.cmdKick:
 			for _, c := range v.takeCommands() {
 				r.command(c)
@@ -109,15 +111,6 @@ func (v *service) loop() {
 	}
 }
 
-func (v *service) depsReady() bool {
-	for _, d := range v.deps {
-		if !d.readyNow() {
-			return false
-		}
-	}
-	return true
-}
-
 func (r *runner) stopTimers() {
 	stopTimer(&r.startT)
 	stopTimer(&r.beatT)
@@ -134,19 +127,31 @@ func (r *runner) spawn(kind spawnKind) {
 	token, err := newToken()
 	var p *proc
 	if err == nil {
-		p, err = startProc(&v.spec, v.env(token), token, v.sink)
+		// Register the child before exec: it may say hello before start
+		// returns, and handshake must find it (and wait for its pid).
+		p = newProc(token)
+		v.mu.Lock()
+		v.cur = p
+		v.mu.Unlock()
+		var afterExec func()
+		if hook := v.sup.testHookAfterExec; hook != nil {
+			afterExec = func() { hook(v.spec.Name) }
+		}
+		err = p.start(&v.spec, v.env(token), v.sink, afterExec)
 	}
 	if err != nil {
 		// A spawn failure is a crash: same policy, same backoff.
 		v.log.Error("spawn failed", "error", err)
 		d := r.tr.exited(false, 0)
-		v.update(func(st *Status) {
-			if counted {
-				st.Restarts++
-			}
-			st.LastError = err.Error()
-			st.PID, st.Ready = 0, false
-		})
+		v.mu.Lock()
+		v.cur = nil
+		if counted {
+			v.st.Restarts++
+		}
+		v.st.LastError = err.Error()
+		v.st.PID, v.st.Ready = 0, false
+		v.mu.Unlock()
+		v.sup.notify()
 		r.schedule(d)
 		return
 	}
@@ -154,7 +159,6 @@ func (r *runner) spawn(kind spawnKind) {
 	r.lastBeat = time.Now()
 	r.startT = time.NewTimer(v.spec.StartTimeout)
 	v.mu.Lock()
-	v.cur = p
 	v.st.State, v.st.Ready, v.st.PID = StateStarting, false, p.pid
 	v.st.NextRestart, v.st.BackoffDelay = time.Time{}, 0
 	if counted {

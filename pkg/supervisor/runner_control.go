@@ -20,6 +20,7 @@ func (r *runner) command(c command) {
 		r.beginStop("shutdown")
 	case cmdStop:
 		r.want, r.waitDeps, r.respawn = false, false, 0
+		v.setOpStopped(true) // dependents waiting for it start now
 		if r.p != nil {
 			r.beginStop("stop requested")
 			return
@@ -31,6 +32,7 @@ func (r *runner) command(c command) {
 		})
 	case cmdStart:
 		r.want, r.waitDeps = true, false
+		v.setOpStopped(false)
 		if r.p != nil {
 			if r.stopping && r.respawn == 0 {
 				r.respawn = spawnStart
@@ -46,6 +48,7 @@ func (r *runner) command(c command) {
 		r.spawn(spawnStart)
 	case cmdRestart:
 		r.want, r.waitDeps = true, false
+		v.setOpStopped(false)
 		r.tr.reset()
 		if r.p != nil {
 			r.respawn = spawnManual

@@ -73,9 +73,10 @@ type service struct {
 	cmdMu sync.Mutex
 	cmds  []command
 
-	mu  sync.Mutex
-	st  Status
-	cur *proc
+	mu        sync.Mutex
+	st        Status
+	cur       *proc // the child, registered before exec; nil between children
+	opStopped bool  // stopped by the operator (Stop) and not started since
 }
 
 // enqueue schedules a command for the service goroutine without waiting.
@@ -142,6 +143,18 @@ func (v *service) status() Status {
 		st.Exits[i].LastLines = slices.Clone(st.Exits[i].LastLines)
 	}
 	return st
+}
+
+// setOpStopped records whether the operator stopped the service; a change
+// wakes dependents waiting for it.
+func (v *service) setOpStopped(stopped bool) {
+	v.mu.Lock()
+	changed := v.opStopped != stopped
+	v.opStopped = stopped
+	v.mu.Unlock()
+	if changed {
+		v.sup.notify()
+	}
 }
 
 func (v *service) readyNow() bool {

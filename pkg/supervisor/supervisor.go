@@ -62,7 +62,10 @@ type Supervisor struct {
 	changed chan struct{} // closed and replaced on every state change
 	kick    chan struct{} // wakes the OnChange notifier
 
-	testHookSpawn func(name string, pid int) // set by tests before Run
+	// Set by tests before Run.
+	testHookSpawn     func(name string, pid int) // after a child started
+	testHookAfterExec func(name string)          // after exec, before the pid is recorded
+	testHookPIDWait   func(name string)          // a hello waits for its child's pid
 }
 
 // New validates the specs, orders them by DependsOn and binds the control
@@ -220,9 +223,9 @@ func startOrder(specs []Spec) ([]int, error) {
 	return order, nil
 }
 
-// Run starts the children in dependency order (each waits until its
-// dependencies are running and ready before its first start) and supervises
-// them. When ctx is done it stops them in reverse start order, one after
+// Run starts the children in dependency order (before its first start each
+// waits until its dependencies are running and ready, failed, stopped by the
+// operator, or past their StartTimeout; see deps.go) and supervises them. When ctx is done it stops them in reverse start order, one after
 // another, reaps them all, closes and removes the control socket and
 // returns nil. It returns only when every child is reaped.
 func (s *Supervisor) Run(ctx context.Context) error {

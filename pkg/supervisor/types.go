@@ -41,7 +41,7 @@ type Spec struct {
 	Env       []string // extra KEY=VALUE pairs on top of the parent's environment
 	Listen    string   // the address the child serves on, for status and metrics scraping
 	Critical  bool     // counts for the node's readiness
-	DependsOn []string // names that must be ready before this one starts
+	DependsOn []string // names started first: this one waits until each is ready, failed, stopped, or past its start_timeout
 
 	Policy           Policy
 	StartTimeout     time.Duration // from spawn to ready; default 10s
