@@ -1,0 +1,673 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The mailbox plane (SPEC §8), driven through the gateway of a running node
+// and, once, as a standalone process.
+
+// mailboxServices runs only what the mailbox tests need.
+const mailboxServices = "gateway,mailbox"
+
+// mbMessage is one delivered message of a receive answer.
+type mbMessage struct {
+	ID         string `json:"id"`
+	Body       string `json:"body"` // standard base64
+	Receipt    string `json:"receipt"`
+	Deliveries int    `json:"deliveries"`
+	EnqueuedAt string `json:"enqueued_at"`
+}
+
+// mbReceiveResp is the answer of POST /mailboxes/{box}/receive.
+type mbReceiveResp struct {
+	Messages []mbMessage `json:"messages"`
+}
+
+// mbAckResp is the answer of POST /mailboxes/{box}/ack.
+type mbAckResp struct {
+	Acked   int `json:"acked"`
+	Results []struct {
+		Receipt string `json:"receipt"`
+		Status  string `json:"status"`
+	} `json:"results"`
+}
+
+// mbBoxInfo is the answer of GET /mailboxes/{box}.
+type mbBoxInfo struct {
+	Box      string `json:"box"`
+	Depth    int    `json:"depth"`
+	InFlight int    `json:"in_flight"`
+	DLQDepth int    `json:"dlq_depth"`
+}
+
+// mbDo sends one request with c and reads the whole answer. Safe to call from
+// any goroutine: it never touches a testing.T.
+func mbDo(c *http.Client, method, u string, body []byte, ctype string) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("build %s %s: %w", method, u, err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, b, fmt.Errorf("%s %s: read body: %w", method, u, err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// mbSend posts body to box; it returns the status and, on 201, the id.
+func mbSend(c *http.Client, base, box string, body []byte) (int, string, error) {
+	code, b, err := mbDo(c, "POST", base+"/mailboxes/"+box+"/messages", body, "application/octet-stream")
+	if err != nil {
+		return code, "", err
+	}
+	if code != http.StatusCreated {
+		return code, "", fmt.Errorf("send to %s: %d %s", box, code, trunc(b))
+	}
+	var r struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.ID == "" {
+		return code, "", fmt.Errorf("send to %s: 201 with bad body %q: %v", box, trunc(b), err)
+	}
+	return code, r.ID, nil
+}
+
+// mbReceive leases up to max messages of box.
+func mbReceive(c *http.Client, base, box string, max int, visibility, wait string) ([]mbMessage, error) {
+	q := url.Values{"max": {strconv.Itoa(max)}, "visibility": {visibility}, "wait": {wait}}
+	code, b, err := mbDo(c, "POST", base+"/mailboxes/"+box+"/receive?"+q.Encode(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("receive from %s: %d %s", box, code, trunc(b))
+	}
+	var r mbReceiveResp
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("receive from %s: decode %q: %w", box, trunc(b), err)
+	}
+	return r.Messages, nil
+}
+
+// mbAck acknowledges receipts in box.
+func mbAck(c *http.Client, base, box string, receipts ...string) (mbAckResp, error) {
+	in, _ := json.Marshal(map[string][]string{"receipts": receipts})
+	code, b, err := mbDo(c, "POST", base+"/mailboxes/"+box+"/ack", in, "application/json")
+	var r mbAckResp
+	if err != nil {
+		return r, err
+	}
+	if code != http.StatusOK {
+		return r, fmt.Errorf("ack in %s: %d %s", box, code, trunc(b))
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("ack in %s: decode %q: %w", box, trunc(b), err)
+	}
+	return r, nil
+}
+
+// mbInfo fetches GET /mailboxes/{box}; known is false on 404.
+func mbInfo(c *http.Client, base, box string) (info mbBoxInfo, known bool, err error) {
+	code, b, err := mbDo(c, "GET", base+"/mailboxes/"+box, nil, "")
+	if err != nil {
+		return info, false, err
+	}
+	switch code {
+	case http.StatusOK:
+		if err := json.Unmarshal(b, &info); err != nil {
+			return info, false, fmt.Errorf("info %s: decode %q: %w", box, trunc(b), err)
+		}
+		return info, true, nil
+	case http.StatusNotFound:
+		return info, false, nil
+	default:
+		return info, false, fmt.Errorf("info %s: %d %s", box, code, trunc(b))
+	}
+}
+
+// mbBody decodes a delivered body.
+func mbBody(t testing.TB, m mbMessage) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(m.Body)
+	if err != nil {
+		t.Fatalf("message %s: body %q is not standard base64: %v", m.ID, m.Body, err)
+	}
+	return string(b)
+}
+
+// isOurMailbox reports whether pid is a live svc-mailbox from the bin dir,
+// so the chaos killer never signals a recycled pid.
+func isOurMailbox(pid int) bool {
+	if pid <= 0 || !alive(pid) {
+		return false
+	}
+	want := bin("svc-mailbox")
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	argv := procArgv(pid)
+	return exe == want || (len(argv) > 0 && argv[0] == want)
+}
+
+// mbSeen is one delivery of a body observed by a consumer.
+type mbSeen struct {
+	id         string
+	deliveries int
+}
+
+// TestMailboxChaos: 8 producers send for 8 seconds while svc-mailbox is
+// killed with SIGKILL every 2 s. Consumers then receive and ack until the box
+// is empty. Every acknowledged send is received; duplicates are counted and
+// come only from redelivery.
+func TestMailboxChaos(t *testing.T) {
+	const (
+		producers  = 8
+		consumers  = 4
+		sendFor    = 8 * time.Second
+		killEvery  = 2 * time.Second
+		box        = "chaos"
+		drainLimit = 3 * time.Minute
+	)
+	n := startNode(t, nodeOpts{services: mailboxServices})
+	base := n.gw("")
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	short := &http.Client{Timeout: 2 * time.Second, Transport: tr}
+
+	var (
+		mu        sync.Mutex
+		acked     = map[string]string{} // body -> id, for every 201
+		attempted = map[string]bool{}   // every body a producer tried to send
+		failures  = map[string]int{}    // non-201 outcomes by kind
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf("p%d-%06d", p, i)
+				mu.Lock()
+				attempted[body] = true
+				mu.Unlock()
+				code, id, err := mbSend(short, base, box, []byte(body))
+				mu.Lock()
+				switch {
+				case code == http.StatusCreated && err == nil:
+					acked[body] = id
+				case code == 0:
+					failures["transport error"]++
+				default:
+					failures[strconv.Itoa(code)]++
+				}
+				mu.Unlock()
+				switch {
+				case code == http.StatusTooManyRequests:
+					time.Sleep(time.Second) // honour the rate limit (workload pacing)
+				case code != http.StatusCreated:
+					time.Sleep(20 * time.Millisecond) // do not spin while the plane restarts
+				}
+			}
+		}(p)
+	}
+
+	// The killer: one SIGKILL every killEvery, each to a ready, new svc-mailbox.
+	var kills atomic.Int32
+	killErr := make(chan string, 16)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		end := start.Add(sendFor)
+		last := 0
+		for k := 0; ; k++ {
+			at := start.Add(killEvery/2 + time.Duration(k)*killEvery)
+			if !at.Before(end) {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Until(at)):
+			}
+			for {
+				st, err := n.status()
+				s := st.Services["mailbox"]
+				if err == nil && s.PID > 0 && s.PID != last && s.Ready && s.State == "running" && isOurMailbox(s.PID) {
+					if err := syscall.Kill(s.PID, syscall.SIGKILL); err != nil {
+						killErr <- fmt.Sprintf("kill -9 %d: %v", s.PID, err)
+					} else {
+						kills.Add(1)
+						last = s.PID
+					}
+					break
+				}
+				if time.Now().After(end) {
+					return
+				}
+				time.Sleep(pollEvery)
+			}
+		}
+	}()
+	time.Sleep(sendFor) // workload duration, not synchronization
+	close(stop)
+	wg.Wait()
+	close(killErr)
+	for e := range killErr {
+		t.Errorf("killer: %s", e)
+	}
+	if k := kills.Load(); k < 3 {
+		t.Fatalf("only %d SIGKILLs hit svc-mailbox during the %v run, want >= 3", k, sendFor)
+	}
+	if len(acked) == 0 {
+		t.Fatalf("no send was acknowledged during the chaos run (failures %v)", failures)
+	}
+	ids := map[string]string{}
+	for body, id := range acked {
+		if other, dup := ids[id]; dup {
+			t.Errorf("id %s answered 201 for two bodies: %q and %q", id, other, body)
+		}
+		ids[id] = body
+	}
+
+	n.waitReady(readyTimeout)
+
+	// Drain: consumers receive and ack until the box stays empty.
+	long := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	var (
+		seenMu    sync.Mutex
+		seen      = map[string][]mbSeen{} // body -> every delivery
+		received  int
+		ackIssues []string
+		errs      []string
+	)
+	deadline := time.Now().Add(drainLimit)
+	for c := 0; c < consumers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			empties := 0
+			for time.Now().Before(deadline) {
+				msgs, err := mbReceive(long, base, box, 10, "30s", "1s")
+				if err != nil {
+					seenMu.Lock()
+					errs = append(errs, err.Error())
+					seenMu.Unlock()
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				if len(msgs) == 0 {
+					empties++
+					if empties >= 3 {
+						info, known, err := mbInfo(long, base, box)
+						if err == nil && (!known || info.Depth == 0 && info.InFlight == 0) {
+							return
+						}
+					}
+					continue
+				}
+				empties = 0
+				receipts := make([]string, 0, len(msgs))
+				seenMu.Lock()
+				for _, m := range msgs {
+					b, err := base64.StdEncoding.DecodeString(m.Body)
+					if err != nil {
+						errs = append(errs, fmt.Sprintf("message %s: body %q is not base64: %v", m.ID, m.Body, err))
+						continue
+					}
+					seen[string(b)] = append(seen[string(b)], mbSeen{id: m.ID, deliveries: m.Deliveries})
+					received++
+					receipts = append(receipts, m.Receipt)
+				}
+				seenMu.Unlock()
+				r, err := mbAck(long, base, box, receipts...)
+				seenMu.Lock()
+				if err != nil {
+					ackIssues = append(ackIssues, err.Error())
+				} else {
+					for _, res := range r.Results {
+						if res.Status != "acked" {
+							ackIssues = append(ackIssues, fmt.Sprintf("receipt %s: %s", res.Receipt, res.Status))
+						}
+					}
+				}
+				seenMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	info, known, err := mbInfo(long, base, box)
+	if err != nil || (known && (info.Depth != 0 || info.InFlight != 0)) {
+		t.Fatalf("box not drained within %v: %+v known=%v err=%v (receive errors: %v)", drainLimit, info, known, err, errs)
+	}
+	if len(errs) > 0 {
+		t.Logf("receive errors during the drain (retried): %d, first: %s", len(errs), errs[0])
+	}
+	if len(ackIssues) > 0 {
+		t.Errorf("acks of freshly leased messages not all \"acked\": %d, e.g. %v", len(ackIssues), ackIssues[:min(5, len(ackIssues))])
+	}
+
+	lost := 0
+	for body, id := range acked {
+		if len(seen[body]) == 0 {
+			lost++
+			if lost <= 10 {
+				t.Errorf("body %q answered 201 (id %s) but was never received", body, id)
+			}
+		}
+	}
+	duplicates, redelivered, storedUnacked := 0, 0, 0
+	for body, ds := range seen {
+		if !attempted[body] {
+			t.Errorf("received body %q that no producer sent (ids %+v)", body, ds)
+			continue
+		}
+		if id, ok := acked[body]; ok && ds[0].id != id {
+			t.Errorf("body %q answered 201 with id %s but was received as id %s", body, id, ds[0].id)
+		}
+		if _, ok := acked[body]; !ok {
+			storedUnacked++
+		}
+		for _, d := range ds {
+			if d.deliveries > 1 {
+				redelivered++
+			}
+		}
+		if len(ds) == 1 {
+			continue
+		}
+		duplicates += len(ds) - 1
+		sort.Slice(ds, func(i, j int) bool { return ds[i].deliveries < ds[j].deliveries })
+		for i := 1; i < len(ds); i++ {
+			if ds[i].id != ds[0].id {
+				t.Errorf("body %q received as two different messages (ids %s and %s): a second copy, not a redelivery", body, ds[0].id, ds[i].id)
+			}
+			if ds[i].deliveries <= ds[i-1].deliveries {
+				t.Errorf("body %q (id %s) received twice with deliveries %d and %d: a duplicate that is not a redelivery", body, ds[0].id, ds[i-1].deliveries, ds[i].deliveries)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged sends were lost", lost, len(acked))
+	}
+	t.Logf("chaos: kills=%d attempted=%d sent-acked(201)=%d failed=%v received=%d distinct=%d duplicates=%d deliveries>1=%d stored-but-not-acked=%d",
+		kills.Load(), len(attempted), len(acked), failures, received, len(seen), duplicates, redelivered, storedUnacked)
+}
+
+// TestMailboxLeaseRedelivery: an unacked lease ends, the message comes back
+// with deliveries 2 and a new receipt, and the old receipt is stale.
+func TestMailboxLeaseRedelivery(t *testing.T) {
+	n := startNode(t, nodeOpts{services: mailboxServices})
+	base := n.gw("")
+	const box = "lease"
+	if _, _, err := mbSend(client, base, box, []byte("lease me")); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mbReceive(client, base, box, 10, "1s", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("first receive returned %d messages, want 1: %+v", len(msgs), msgs)
+	}
+	first := msgs[0]
+	if first.Deliveries != 1 || mbBody(t, first) != "lease me" || first.Receipt == "" || first.EnqueuedAt == "" {
+		t.Fatalf("first delivery = %+v, want deliveries 1, body \"lease me\", a receipt and enqueued_at", first)
+	}
+	var again mbMessage
+	eventually(t, 30*time.Second, func() (bool, string) {
+		msgs, err := mbReceive(client, base, box, 10, "30s", "1s")
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(msgs) == 0 {
+			return false, "not redelivered yet"
+		}
+		again = msgs[0]
+		return true, ""
+	})
+	if again.ID != first.ID || again.Deliveries != 2 || again.Receipt == first.Receipt || mbBody(t, again) != "lease me" {
+		t.Fatalf("redelivery = %+v, want id %s, deliveries 2, a new receipt (old %s), same body", again, first.ID, first.Receipt)
+	}
+	r, err := mbAck(client, base, box, first.Receipt)
+	if err != nil {
+		t.Fatalf("ack with the old receipt must answer 200 with a per-receipt status: %v", err)
+	}
+	if r.Acked != 0 || len(r.Results) != 1 || r.Results[0].Status != "stale" || r.Results[0].Receipt != first.Receipt {
+		t.Errorf("ack with the old receipt = %+v, want acked 0 and status \"stale\"", r)
+	}
+	r, err = mbAck(client, base, box, again.Receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Acked != 1 || len(r.Results) != 1 || r.Results[0].Status != "acked" {
+		t.Errorf("ack with the new receipt = %+v, want acked 1 and status \"acked\"", r)
+	}
+	info, known, err := mbInfo(client, base, box)
+	if err != nil || (known && (info.Depth != 0 || info.InFlight != 0)) {
+		t.Errorf("after the ack the box is %+v (known %v, err %v), want empty", info, known, err)
+	}
+}
+
+// TestMailboxDeadLetter: a message never acked moves to {box}.dlq after
+// max_deliveries (set through the node config) with its body intact.
+func TestMailboxDeadLetter(t *testing.T) {
+	cfg := "services:\n  mailbox:\n    args: [\"--max-deliveries\", \"2\"]\n"
+	n := startNode(t, nodeOpts{services: mailboxServices, config: cfg})
+	base := n.gw("")
+	const box = "poison"
+	body := "poison \x00\xff message"
+	_, id, err := mbSend(client, base, box, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxSeen := 0
+	eventually(t, 30*time.Second, func() (bool, string) {
+		msgs, err := mbReceive(client, base, box, 10, "300ms", "1s")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, m := range msgs {
+			if m.ID != id {
+				t.Fatalf("box %s delivered unexpected message %+v", box, m)
+			}
+			maxSeen = max(maxSeen, m.Deliveries)
+		}
+		if len(msgs) > 0 {
+			return false, fmt.Sprintf("still delivered (deliveries %d)", msgs[0].Deliveries)
+		}
+		info, known, err := mbInfo(client, base, box)
+		if err != nil {
+			return false, err.Error()
+		}
+		return !known || (info.Depth == 0 && info.InFlight == 0), fmt.Sprintf("box %+v", info)
+	})
+	if maxSeen != 2 {
+		t.Errorf("message was delivered up to %d times before dead-lettering, want exactly max_deliveries=2", maxSeen)
+	}
+	dlq := box + ".dlq"
+	msgs, err := mbReceive(client, base, dlq, 10, "30s", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("receive from %s returned %d messages, want 1: %+v", dlq, len(msgs), msgs)
+	}
+	m := msgs[0]
+	if m.ID != id || mbBody(t, m) != body || m.Deliveries != 1 {
+		t.Errorf("dead letter = %+v (body %q), want id %s, body %q, deliveries 1", m, mbBody(t, m), id, body)
+	}
+	r, err := mbAck(client, base, dlq, m.Receipt)
+	if err != nil || r.Acked != 1 {
+		t.Errorf("ack in %s = %+v, %v; want acked 1", dlq, r, err)
+	}
+	if code, _, err := mbSend(client, base, dlq, []byte("direct")); code != http.StatusBadRequest {
+		t.Errorf("direct send to %s = %d %v, want 400", dlq, code, err)
+	}
+}
+
+// TestMailboxLongPoll: a parked receive returns as soon as a message is sent.
+func TestMailboxLongPoll(t *testing.T) {
+	n := startNode(t, nodeOpts{services: mailboxServices})
+	base := n.gw("")
+	const box = "longpoll"
+	type result struct {
+		msgs []mbMessage
+		err  error
+		at   time.Time
+	}
+	done := make(chan result, 1)
+	started := time.Now()
+	go func() {
+		msgs, err := mbReceive(client, base, box, 10, "30s", "10s")
+		done <- result{msgs, err, time.Now()}
+	}()
+	// A receive with a wait makes its box known: that is the black-box sign
+	// that the long poll reached the plane.
+	eventually(t, 5*time.Second, func() (bool, string) {
+		select {
+		case r := <-done:
+			t.Fatalf("receive returned before anything was sent: %+v %v", r.msgs, r.err)
+		default:
+		}
+		_, known, err := mbInfo(client, base, box)
+		return err == nil && known, fmt.Sprintf("box known %v, err %v", known, err)
+	})
+	sent := time.Now()
+	if _, _, err := mbSend(client, base, box, []byte("wake up")); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("long poll still parked 30s after the send")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.msgs) != 1 || mbBody(t, r.msgs[0]) != "wake up" {
+		t.Fatalf("long poll returned %+v, want the one message sent", r.msgs)
+	}
+	t.Logf("long poll: parked %v before the send, returned %v after the send started",
+		sent.Sub(started).Round(time.Millisecond), r.at.Sub(sent).Round(time.Millisecond))
+	if d := r.at.Sub(started); d >= 5*time.Second {
+		t.Errorf("long poll returned %v after it started, want well before its 10s wait ended", d)
+	}
+}
+
+// TestMailboxStandalone: svc-mailbox run by hand serves its API directly and
+// exits 0 on SIGTERM.
+func TestMailboxStandalone(t *testing.T) {
+	addr := freeAddr(t)
+	cmd := exec.Command(bin("svc-mailbox"), "--listen", addr, "--data-dir", t.TempDir())
+	cmd.Env = baseEnv()
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("svc-mailbox output:\n%s", tail(out.String(), 200))
+		}
+		assertNoLeftovers(t, binDir)
+	})
+	base := "http://" + addr
+	eventually(t, readyTimeout, func() (bool, string) {
+		select {
+		case <-done:
+			t.Fatalf("svc-mailbox exited before it was ready: %v", waitErr)
+		default:
+		}
+		code, err := tryJSON("GET", base+"/readyz", nil, nil)
+		return err == nil && code == 200, fmt.Sprintf("/readyz %d %v", code, err)
+	})
+	const box = "solo"
+	var ids []string
+	for i := 0; i < 3; i++ {
+		_, id, err := mbSend(client, base, box, []byte(fmt.Sprintf("solo-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	msgs, err := mbReceive(client, base, box, 10, "30s", "0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("receive returned %d messages, want 3: %+v", len(msgs), msgs)
+	}
+	var receipts []string
+	for i, m := range msgs {
+		if m.ID != ids[i] || mbBody(t, m) != fmt.Sprintf("solo-%d", i) || m.Deliveries != 1 {
+			t.Errorf("message %d = %+v, want id %s body solo-%d deliveries 1 (in send order)", i, m, ids[i], i)
+		}
+		receipts = append(receipts, m.Receipt)
+	}
+	r, err := mbAck(client, base, box, receipts...)
+	if err != nil || r.Acked != 3 {
+		t.Errorf("ack = %+v, %v; want acked 3", r, err)
+	}
+	info, known, err := mbInfo(client, base, box)
+	if err != nil || (known && (info.Depth != 0 || info.InFlight != 0)) {
+		t.Errorf("after the acks the box is %+v (known %v, err %v), want empty", info, known, err)
+	}
+	if m := scrape(t, base+"/metrics"); !strings.Contains(m, "# TYPE") {
+		t.Errorf("standalone /metrics is not Prometheus text")
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("svc-mailbox exited %d (%v) after SIGTERM, want 0", code, waitErr)
+		}
+	case <-time.After(shutdownTimeout):
+		t.Errorf("svc-mailbox still running %v after SIGTERM", shutdownTimeout)
+	}
+}

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPromtoolCheckMetrics runs Prometheus' own linter over the live
+// /metrics of a node, children's metrics included. .ci/run installs
+// promtool (Debian package prometheus); without it the test says so and skips.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH (apt-get install prometheus): promlint in pkg/admin still checks the exposition")
+	}
+	n := startNode(t, nodeOpts{})
+	text := scrape(t, n.url("/metrics"))
+	if !strings.Contains(text, `macronode_storage_objects{service="storage"}`) {
+		t.Errorf("children's metrics are not reachable through the parent's /metrics")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdUnitVerifies runs systemd-analyze verify over the shipped unit,
+// with ExecStart pointed at the binary this run built.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not on PATH")
+	}
+	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "macronode.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(unit), "/usr/local/bin/macronode", bin("macronode"))
+	for _, want := range []string{"Type=notify", "KillMode=mixed", "TimeoutStopSec=", "WatchdogSec=", "RuntimeDirectory=", "StateDirectory=", "NoNewPrivileges=yes"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "macronode.service")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Logf("systemd-analyze says:\n%s", s)
+	}
+}
+
+// TestExampleConfigChecks: the commented example config is valid as shipped.
+func TestExampleConfigChecks(t *testing.T) {
+	path, err := filepath.Abs(filepath.Join("..", "deploy", "macronode.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runCLI(t, nil, "macronode", "check", "--config", path)
+	if res.code != 0 {
+		t.Fatalf("macronode check on the example config: exit %d\n%s", res.code, res.out)
+	}
+}

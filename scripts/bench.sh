@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Benchmarks for `make bench` (which runs `make build` first): prints figures,
+# never pass/fail. Every figure is a median over repeated runs, printed per
+# section and again in one summary table at the end.
+#
+#   Supervisor   kill -9 -> ready (macronode vs runit's runsv), kill -> 503,
+#                cold start, idle RSS/CPU, log lines/s through the parent
+#   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
+#   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
+#   Go           the microbenchmarks under ./pkg/... (and benchstat if it runs)
+#
+# Environment:
+#   BENCH_QUICK=1     shorter everything (about 3 minutes instead of about 10)
+#   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
+#                     loglines storage mailbox micro (space separated)
+#   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
+#
+# Everything listens on 127.0.0.1 only, is bounded in time, and every process
+# started here (macronode, svc-*, runsv, redis-server, mnbench) is stopped on
+# exit: each one carries this run's unique temp dir on its command line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN="$ROOT/bin"
+QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-}
+T0=$(date +%s)
+
+export PATH="$PATH:/usr/sbin:/sbin" # runsv and redis-server may live there
+BENCH_TMP=$(mktemp -d /tmp/mnbench.XXXXXX)
+RESULTS="$BENCH_TMP/results.tsv"
+MNBENCH="$BENCH_TMP/mnbench"
+: >"$RESULTS"
+
+# --- cleanup: every process whose command line names BENCH_TMP is ours, and
+# so is the process group of the `timeout` running now (timeout makes its own
+# group: `go test` and its test binaries live there).
+CUR_GROUP=""
+our_pids() { pgrep -f -- "$BENCH_TMP" 2>/dev/null | grep -vx "$$" || true; }
+cleanup() {
+	local rc=$? pids i
+	trap - EXIT INT TERM
+	if [ -n "$CUR_GROUP" ]; then
+		kill -TERM -- "-$CUR_GROUP" 2>/dev/null || kill -TERM "$CUR_GROUP" 2>/dev/null
+	fi
+	pids=$(our_pids)
+	if [ -n "$pids" ]; then
+		# shellcheck disable=SC2086
+		kill -TERM $pids 2>/dev/null
+		for i in $(seq 1 50); do
+			pids=$(our_pids)
+			[ -z "$pids" ] && break
+			sleep 0.2
+		done
+		# shellcheck disable=SC2086
+		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+	fi
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "kept: $BENCH_TMP"
+	else
+		rm -rf "$BENCH_TMP"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo; echo "bench: interrupted"; exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+skip() { say "skipped: $*"; }
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+# --- tools: install what is missing, or degrade with "skipped: <why>" --------
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+fi
+apt_install() { # package...
+	command -v apt-get >/dev/null 2>&1 || return 1
+	local env=(env DEBIAN_FRONTEND=noninteractive)
+	# shellcheck disable=SC2086
+	$SUDO "${env[@]}" apt-get install -y -qq --no-install-recommends "$@" >"$BENCH_TMP/apt.log" 2>&1 && return 0
+	# shellcheck disable=SC2086
+	$SUDO "${env[@]}" apt-get update -qq >>"$BENCH_TMP/apt.log" 2>&1 || return 1
+	# shellcheck disable=SC2086
+	$SUDO "${env[@]}" apt-get install -y -qq --no-install-recommends "$@" >>"$BENCH_TMP/apt.log" 2>&1
+}
+# ensure CMD PACKAGE [DAEMON]: install PACKAGE if CMD is missing. A package's
+# install script may start its system daemon (redis-server, runsvdir): any
+# such process that did not exist before is ours, and is stopped again.
+ensure() {
+	local cmd=$1 pkg=$2 daemon=${3:-} before after p
+	command -v "$cmd" >/dev/null 2>&1 && return 0
+	say "installing $pkg (for $cmd) with apt-get ..."
+	[ -n "$daemon" ] && before=$(pgrep -x "$daemon" || true)
+	if ! apt_install "$pkg"; then
+		say "  apt-get install $pkg failed (log: $BENCH_TMP/apt.log)"
+		return 1
+	fi
+	if [ -n "$daemon" ]; then
+		after=$(pgrep -x "$daemon" || true)
+		for p in $after; do
+			if ! grep -qx "$p" <<<"$before"; then
+				say "  stopping the $daemon (pid $p) that installing $pkg started"
+				$SUDO kill -TERM "$p" 2>/dev/null || true
+			fi
+		done
+	fi
+	command -v "$cmd" >/dev/null 2>&1
+}
+
+say "== macronode benchmarks ($([ "$QUICK" = 1 ] && echo "quick" || echo "full"); figures only, never pass/fail) =="
+say "host: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3), temp dir $BENCH_TMP"
+
+for b in macronode svc-storage svc-index svc-mailbox svc-gateway svc-overlay svc-dht; do
+	[ -x "$BIN/$b" ] || say "warning: $BIN/$b is missing (run make build); figures that need it are skipped"
+done
+
+say "building mnbench ..."
+if ! (cd "$ROOT/e2e" && go build -o "$MNBENCH" ./cmd/mnbench); then
+	skip "every mnbench figure: mnbench does not build"
+	MNBENCH=""
+fi
+
+RUNSV_FLAG=()
+if wanted restart; then
+	ensure runsv runit runsvdir || { skip "runsv comparison: runit could not be installed"; RUNSV_FLAG=(-no-runsv); }
+fi
+REDIS_FLAG=()
+if wanted mailbox; then
+	ensure redis-server redis-server redis-server || { skip "Redis comparison: redis-server could not be installed"; REDIS_FLAG=(-redis ""); }
+fi
+
+# bench NAME LIMIT_SECONDS [flags...]: one mnbench subcommand, bounded by
+# `timeout`, run in the background so that Ctrl-C reaches the trap at once.
+bench() {
+	local name=$1 limit=$2 pid rc
+	shift 2
+	wanted "$name" || return 0
+	[ -n "$MNBENCH" ] || return 0
+	mkdir -p "$BENCH_TMP/$name"
+	timeout -k 20 "$limit" "$MNBENCH" "$name" -bin "$BIN" -root "$ROOT" -results "$RESULTS" \
+		-tmp "$BENCH_TMP/$name" -timeout "$((limit - 10))s" "$@" 2>&1 &
+	pid=$!
+	CUR_GROUP=$pid
+	wait "$pid"
+	rc=$?
+	CUR_GROUP=""
+	case $rc in
+	0) ;;
+	124 | 137) say "skipped: rest of $name: over its ${limit}s time limit" ;;
+	*) say "note: mnbench $name exited with status $rc (its figures so far are kept)" ;;
+	esac
+	rm -rf "${BENCH_TMP:?}/$name"
+}
+
+if [ "$QUICK" = 1 ]; then
+	bench restart 150 "${RUNSV_FLAG[@]}"
+	bench exit503 90
+	bench coldstart 90
+	bench idle 60 -idle 10s
+	bench loglines 60
+	bench storage 200
+	bench mailbox 120 "${REDIS_FLAG[@]}"
+else
+	bench restart 240 "${RUNSV_FLAG[@]}"
+	bench exit503 150
+	bench coldstart 150
+	bench idle 120 -idle 60s
+	bench loglines 120
+	bench storage 420
+	bench mailbox 300 "${REDIS_FLAG[@]}"
+fi
+
+# --- Go microbenchmarks ------------------------------------------------------
+if wanted micro; then
+	if [ "$QUICK" = 1 ]; then MB_ARGS=(-count 1 -benchtime 100ms); else MB_ARGS=(-count 6 -benchtime 300ms); fi
+	say ""
+	say "== Go microbenchmarks: go test -run '^\$' -bench . ${MB_ARGS[*]} ./pkg/... =="
+	timeout -k 20 "$([ "$QUICK" = 1 ] && echo 240 || echo 600)" \
+		go test -run '^$' -bench . "${MB_ARGS[@]}" ./pkg/... >"$BENCH_TMP/micro.txt" 2>&1 &
+	CUR_GROUP=$!
+	wait "$CUR_GROUP" || say "note: some packages' benchmarks failed, did not build or ran out of time (see below)"
+	CUR_GROUP=""
+	grep -E '^(Benchmark|ok |FAIL|---|pkg:|\?)' "$BENCH_TMP/micro.txt" | grep -v 'no test files'
+	if [ "$QUICK" = 1 ]; then
+		skip "benchstat: BENCH_QUICK=1 runs each benchmark once, too few samples for a spread"
+	elif grep -q '^Benchmark' "$BENCH_TMP/micro.txt"; then
+		say ""
+		say "== benchstat (median ± spread over the runs) =="
+		timeout -k 10 180 go run golang.org/x/perf/cmd/benchstat@latest "$BENCH_TMP/micro.txt" \
+			2>"$BENCH_TMP/benchstat.err" &
+		CUR_GROUP=$!
+		wait "$CUR_GROUP" || skip "benchstat: $(tail -n1 "$BENCH_TMP/benchstat.err")"
+		CUR_GROUP=
+	fi
+fi
+
+# --- summary -----------------------------------------------------------------
+if [ -n "$MNBENCH" ] && [ -s "$RESULTS" ]; then
+	"$MNBENCH" summary -results "$RESULTS"
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then say "machine-readable figures: $RESULTS"; fi
+fi
+say ""
+say "bench: done in $(($(date +%s) - T0))s"
