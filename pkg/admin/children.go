@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/macronode/macronode/pkg/supervisor"
 )
@@ -26,14 +27,16 @@ const (
 	childScrapeMaxBytes = 8 << 20
 )
 
-var descScrapeSuccess = prometheus.NewDesc("macronode_child_scrape_success",
-	"Whether the parent's last scrape of the child's own /metrics succeeded (1) or not (0).",
-	[]string{"service"}, nil)
+const (
+	scrapeSuccessName = "macronode_child_scrape_success"
+	scrapeSuccessHelp = "Whether the parent's last scrape of the child's own /metrics succeeded (1) or not (0)."
+)
 
-// childScraper is an unchecked prometheus.Collector: at each scrape it fetches
-// /metrics from every running child with a listen address (in parallel,
-// bounded, each with a timeout) and re-exposes the families with a `service`
-// label, renamed by childFamilyName so they never clash with the parent's.
+// childScraper gathers, at each scrape of the parent, /metrics from every
+// running child with a listen address (in parallel, bounded, each with a
+// timeout and a body cap) and returns the families with a `service` label,
+// renamed by childFamilyName so they never clash with the parent's. Its
+// gather method is the parent's second prometheus.Gatherer.
 type childScraper struct {
 	services func() []supervisor.Status
 	timeout  time.Duration
@@ -76,16 +79,15 @@ func (c *childScraper) close() {
 	c.transport.CloseIdleConnections()
 }
 
-// Describe sends nothing: the child families are only known at scrape time.
-func (c *childScraper) Describe(chan<- *prometheus.Desc) {}
-
 type scrapeResult struct {
-	fams []*textFamily
+	fams map[string]*dto.MetricFamily
 	err  error
 }
 
-// Collect scrapes the running children and emits their metrics.
-func (c *childScraper) Collect(ch chan<- prometheus.Metric) {
+// gather scrapes the running children and returns their merged families
+// plus macronode_child_scrape_success. A child's failure only sets its
+// scrape_success to 0: gather itself never fails.
+func (c *childScraper) gather() ([]*dto.MetricFamily, error) {
 	var targets []supervisor.Status
 	for _, st := range c.services() {
 		if st.State == supervisor.StateRunning && st.Listen != "" {
@@ -93,39 +95,40 @@ func (c *childScraper) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if len(targets) == 0 {
-		return
+		return nil, nil
 	}
 	results := make([]scrapeResult, len(targets))
 	sem := make(chan struct{}, childScrapeParallel)
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			fams, err := c.scrape(t.Listen)
 			results[i] = scrapeResult{fams: fams, err: err}
-		}()
+		})
 	}
 	wg.Wait()
 
 	m := newChildMerger()
+	success := &dto.MetricFamily{Name: ptr(scrapeSuccessName), Help: ptr(scrapeSuccessHelp), Type: dto.MetricType_GAUGE.Enum()}
 	for i, t := range targets {
 		res := results[i]
-		emit(ch, descScrapeSuccess, prometheus.GaugeValue, b2f(res.err == nil), t.Name)
+		success.Metric = append(success.Metric, &dto.Metric{
+			Label: []*dto.LabelPair{{Name: ptr("service"), Value: ptr(t.Name)}},
+			Gauge: &dto.Gauge{Value: ptr(b2f(res.err == nil))},
+		})
 		if res.err != nil {
 			c.log.Debug("child metrics scrape failed", "service", t.Name, "listen", t.Listen, "error", res.err)
 			continue
 		}
-		for _, f := range res.fams {
-			m.family(ch, f, t.Name)
-		}
+		m.add(t.Name, res.fams)
 	}
+	return append(m.families(), success), nil
 }
 
 // scrape fetches and parses one child's /metrics.
-func (c *childScraper) scrape(listen string) ([]*textFamily, error) {
+func (c *childScraper) scrape(listen string) (map[string]*dto.MetricFamily, error) {
 	addr, err := scrapeAddr(listen)
 	if err != nil {
 		return nil, err
@@ -149,9 +152,10 @@ func (c *childScraper) scrape(listen string) ([]*textFamily, error) {
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/plain") {
 		return nil, fmt.Errorf("child metrics %s: unsupported content type %q", addr, ct)
 	}
-	body := &capReader{r: resp.Body, left: childScrapeMaxBytes}
-	fams, err := parseText(body, childScrapeMaxBytes)
-	if body.over {
+	// One byte over the cap tells an oversized body from one exactly at it.
+	body := &io.LimitedReader{R: resp.Body, N: childScrapeMaxBytes + 1}
+	fams, err := parseChild(body)
+	if body.N <= 0 {
 		return nil, fmt.Errorf("child metrics %s: body larger than %d bytes", addr, childScrapeMaxBytes)
 	}
 	if err != nil {
@@ -160,27 +164,15 @@ func (c *childScraper) scrape(listen string) ([]*textFamily, error) {
 	return fams, nil
 }
 
-// capReader reads at most left bytes and records whether there was more.
-type capReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-func (c *capReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		var one [1]byte
-		if n, _ := c.r.Read(one[:]); n > 0 {
-			c.over = true
-		}
-		return 0, io.EOF
+// parseChild parses a text exposition (format 0.0.4, legacy names) strictly:
+// a malformed line fails the whole scrape rather than exposing half a child.
+func parseChild(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse text exposition: %w", err)
 	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
+	return fams, nil
 }
 
 // scrapeAddr turns a child's listen address into one to dial: a wildcard
@@ -224,177 +216,93 @@ func childFamilyName(name string) string {
 	return name
 }
 
-// childMerger emits the families of every child of one scrape, keeping each
+// childMerger merges the families of every child of one scrape, keeping each
 // exposed name to one type and help text (the first child's) and dropping
-// duplicate series, so the registry never sees an inconsistent family.
+// duplicate series, so the parent's Gatherers never sees an inconsistent
+// family.
 type childMerger struct {
-	meta   map[string][2]string // exposed name -> {type, help}
-	series map[string]bool      // exposed name + label signature
+	fams   map[string]*dto.MetricFamily // by exposed name
+	series map[string]bool              // exposed name + label signature
 }
 
 func newChildMerger() *childMerger {
-	return &childMerger{meta: map[string][2]string{}, series: map[string]bool{}}
+	return &childMerger{fams: map[string]*dto.MetricFamily{}, series: map[string]bool{}}
 }
 
-func (m *childMerger) family(ch chan<- prometheus.Metric, f *textFamily, service string) {
-	name := childFamilyName(f.Name)
-	meta, ok := m.meta[name]
-	if !ok {
-		help := f.Help
-		if help == "" {
-			help = "Metric " + f.Name + " of a macronode child (the child gave no help text)."
+// add merges one child's parsed families (which it takes ownership of).
+func (m *childMerger) add(service string, fams map[string]*dto.MetricFamily) {
+	for _, orig := range slices.Sorted(maps.Keys(fams)) {
+		f := fams[orig]
+		switch f.GetType() {
+		case dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED,
+			dto.MetricType_SUMMARY, dto.MetricType_HISTOGRAM:
+		default:
+			continue // e.g. gauge_histogram: not expressible in the text format
 		}
-		meta = [2]string{f.Type, help}
-		m.meta[name] = meta
-	} else if meta[0] != f.Type {
-		return // another child exposes this name with another type
-	}
-	help := meta[1]
-	switch f.Type {
-	case typeCounter, typeGauge, typeUntyped:
-		vt := map[string]prometheus.ValueType{typeCounter: prometheus.CounterValue,
-			typeGauge: prometheus.GaugeValue, typeUntyped: prometheus.UntypedValue}[f.Type]
-		for _, s := range f.Samples {
-			if s.Name != f.Name {
-				continue
+		name := childFamilyName(orig)
+		out := m.fams[name]
+		if out == nil {
+			help := f.GetHelp()
+			if help == "" {
+				help = "Metric " + orig + " of a macronode child (the child gave no help text)."
 			}
-			names, values, ok := m.labels(name, s.Labels, service)
+			out = &dto.MetricFamily{Name: ptr(name), Help: ptr(help), Type: f.GetType().Enum()}
+			m.fams[name] = out
+		} else if out.GetType() != f.GetType() {
+			continue // another child exposes this name with another type
+		}
+		for _, metric := range f.Metric {
+			labels, ok := m.relabel(name, metric.Label, service)
 			if !ok {
 				continue
 			}
-			desc := prometheus.NewDesc(name, help, names, nil)
-			emit(ch, desc, vt, s.Value, values...)
+			metric.Label, metric.TimestampMs = labels, nil
+			out.Metric = append(out.Metric, metric)
 		}
-	case typeHistogram, typeSummary:
-		m.aggregate(ch, name, help, f, service)
 	}
 }
 
-// labels relabels one series for exposure: the child's own `service` label
-// becomes `exported_service` and `service` names the child. ok is false for a
-// series already emitted.
-func (m *childMerger) labels(name string, ls []labelPair, service string) ([]string, []string, bool) {
-	sorted := append([]labelPair(nil), ls...)
-	for i := range sorted {
-		if sorted[i].Name == "service" {
-			sorted[i].Name = "exported_service"
+// families returns the merged, non-empty families sorted by name.
+func (m *childMerger) families() []*dto.MetricFamily {
+	var out []*dto.MetricFamily
+	for _, name := range slices.Sorted(maps.Keys(m.fams)) {
+		if f := m.fams[name]; len(f.Metric) > 0 {
+			out = append(out, f)
 		}
 	}
-	sorted = append(sorted, labelPair{Name: "service", Value: service})
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	names := make([]string, len(sorted))
-	values := make([]string, len(sorted))
+	return out
+}
+
+// relabel rewrites one series' labels for exposure: the child's own `service`
+// label becomes `exported_service` and `service` names the child. ok is false
+// for a series already emitted, or one whose labels clash after renaming.
+func (m *childMerger) relabel(name string, ls []*dto.LabelPair, service string) ([]*dto.LabelPair, bool) {
+	out := make([]*dto.LabelPair, 0, len(ls)+1)
+	for _, l := range ls {
+		n := l.GetName()
+		if n == "service" {
+			n = "exported_service"
+		}
+		out = append(out, &dto.LabelPair{Name: ptr(n), Value: ptr(l.GetValue())})
+	}
+	out = append(out, &dto.LabelPair{Name: ptr("service"), Value: ptr(service)})
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	var sig strings.Builder
 	sig.WriteString(name)
-	for i, l := range sorted {
-		names[i], values[i] = l.Name, l.Value
+	for i, l := range out {
+		if i > 0 && out[i-1].GetName() == l.GetName() {
+			return nil, false // the child had both service and exported_service
+		}
 		sig.WriteByte(0xff)
-		sig.WriteString(l.Name)
+		sig.WriteString(l.GetName())
 		sig.WriteByte(0xfe)
-		sig.WriteString(l.Value)
+		sig.WriteString(l.GetValue())
 	}
 	if m.series[sig.String()] {
-		return nil, nil, false
+		return nil, false
 	}
 	m.series[sig.String()] = true
-	return names, values, true
+	return out, true
 }
 
-// group is one histogram or summary series being assembled from its samples.
-type group struct {
-	labels    []labelPair
-	count     uint64
-	hasCount  bool
-	sum       float64
-	inf       uint64
-	buckets   map[float64]uint64
-	quantiles map[float64]float64
-}
-
-func (m *childMerger) aggregate(ch chan<- prometheus.Metric, name, help string, f *textFamily, service string) {
-	special := "quantile"
-	if f.Type == typeHistogram {
-		special = "le"
-	}
-	var order []string
-	groups := map[string]*group{}
-	for _, s := range f.Samples {
-		var rest []labelPair
-		var key strings.Builder
-		bound, hasBound := "", false
-		for _, l := range s.Labels {
-			if l.Name == special {
-				bound, hasBound = l.Value, true
-				continue
-			}
-			rest = append(rest, l)
-		}
-		sorted := append([]labelPair(nil), rest...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-		for _, l := range sorted {
-			key.WriteString(l.Name + "\xfe" + l.Value + "\xff")
-		}
-		g := groups[key.String()]
-		if g == nil {
-			g = &group{labels: rest, buckets: map[float64]uint64{}, quantiles: map[float64]float64{}}
-			groups[key.String()] = g
-			order = append(order, key.String())
-		}
-		switch s.Name {
-		case f.Name + "_sum":
-			g.sum = s.Value
-		case f.Name + "_count":
-			g.count, g.hasCount = toCount(s.Value), true
-		case f.Name + "_bucket", f.Name:
-			if !hasBound || (f.Type == typeHistogram) != (s.Name == f.Name+"_bucket") {
-				continue
-			}
-			b, err := strconv.ParseFloat(bound, 64)
-			if err != nil {
-				continue
-			}
-			switch {
-			case f.Type == typeSummary:
-				g.quantiles[b] = s.Value
-			case math.IsInf(b, +1):
-				g.inf = toCount(s.Value)
-			default:
-				g.buckets[b] = toCount(s.Value)
-			}
-		}
-	}
-	for _, k := range order {
-		g := groups[k]
-		names, values, ok := m.labels(name, g.labels, service)
-		if !ok {
-			continue
-		}
-		if !g.hasCount {
-			g.count = g.inf
-		}
-		desc := prometheus.NewDesc(name, help, names, nil)
-		var (
-			metric prometheus.Metric
-			err    error
-		)
-		if f.Type == typeHistogram {
-			metric, err = prometheus.NewConstHistogram(desc, g.count, g.sum, g.buckets, values...)
-		} else {
-			metric, err = prometheus.NewConstSummary(desc, g.count, g.sum, g.quantiles, values...)
-		}
-		if err == nil {
-			ch <- metric
-		}
-	}
-}
-
-// toCount converts a sample value to an observation count.
-func toCount(v float64) uint64 {
-	switch {
-	case !(v >= 0):
-		return 0
-	case v >= math.MaxUint64:
-		return math.MaxUint64
-	}
-	return uint64(v)
-}
+func ptr[T any](v T) *T { return &v }

@@ -20,9 +20,8 @@ const routeUnmatched = "unmatched"
 
 // metrics holds the parent's registry and the admin plane's own instruments.
 type metrics struct {
-	reg      *prometheus.Registry // the parent's own families
-	childReg *prometheus.Registry // children's families, relabelled
-	handler  http.Handler
+	reg     *prometheus.Registry // the parent's own families
+	handler http.Handler
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -31,8 +30,7 @@ type metrics struct {
 
 func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 	m := &metrics{
-		reg:      prometheus.NewRegistry(),
-		childReg: prometheus.NewRegistry(),
+		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "macronode_http_requests_total",
 			Help: "Admin plane HTTP requests by matched route, method and status code.",
@@ -67,10 +65,11 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 			return nil, fmt.Errorf("admin: register metrics collector %d: %w", i, err)
 		}
 	}
-	if err := m.childReg.Register(s.children); err != nil {
-		return nil, fmt.Errorf("admin: register child metrics: %w", err)
-	}
-	m.handler = promhttp.HandlerFor(prometheus.Gatherers{m.reg, m.childReg}, promhttp.HandlerOpts{
+	// The children's families, relabelled, are merged with the parent's:
+	// Gatherers checks them for consistency, and with ContinueOnError a bad
+	// child family is logged and left out rather than failing the scrape.
+	gatherers := prometheus.Gatherers{m.reg, prometheus.GathererFunc(s.children.gather)}
+	m.handler = promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{
 		ErrorLog:      s.log.Named("metrics").StandardLogger(nil),
 		ErrorHandling: promhttp.ContinueOnError,
 		Timeout:       10 * time.Second,

@@ -12,49 +12,49 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/macronode/macronode/pkg/supervisor"
 )
 
 // scrapeFamilies GETs path and parses the exposition.
-func scrapeFamilies(t *testing.T, n *testNode, path string) (string, map[string]*textFamily) {
+func scrapeFamilies(t *testing.T, n *testNode, path string) (string, map[string]*dto.MetricFamily) {
 	t.Helper()
 	r := n.get(t, path)
 	if r.code != 200 {
 		t.Fatalf("GET %s: %d %s", path, r.code, r.body)
 	}
-	fams, err := parseText(strings.NewReader(string(r.body)), 1<<20)
+	fams, err := parseChild(strings.NewReader(string(r.body)))
 	if err != nil {
 		t.Fatalf("parse %s: %v", path, err)
 	}
-	out := map[string]*textFamily{}
-	for _, f := range fams {
-		out[f.Name] = f
-	}
-	return string(r.body), out
+	return string(r.body), fams
 }
 
-// value finds the sample named name whose labels include want.
-func value(fams map[string]*textFamily, family, name string, want map[string]string) (float64, bool) {
+// value finds the sample named name (with its _bucket/_sum/_count suffix)
+// of family whose labels include want.
+func value(fams map[string]*dto.MetricFamily, family, name string, want map[string]string) (float64, bool) {
 	f := fams[family]
 	if f == nil {
 		return 0, false
 	}
+	samples, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, f)
+	if err != nil {
+		return 0, false
+	}
 next:
-	for _, s := range f.Samples {
-		if s.Name != name {
+	for _, s := range samples {
+		if string(s.Metric[model.MetricNameLabel]) != name {
 			continue
 		}
-		have := map[string]string{}
-		for _, l := range s.Labels {
-			have[l.Name] = l.Value
-		}
 		for k, v := range want {
-			if have[k] != v {
+			if string(s.Metric[model.LabelName(k)]) != v {
 				continue next
 			}
 		}
-		return s.Value, true
+		return float64(s.Value), true
 	}
 	return 0, false
 }
@@ -149,7 +149,7 @@ func TestMetricsPromlintClean(t *testing.T) {
 		}
 	}
 	// Every state is exported for every service.
-	if got := len(fams["macronode_service_state"].Samples); got != len(supervisor.States)*len(snap) {
+	if got := len(fams["macronode_service_state"].GetMetric()); got != len(supervisor.States)*len(snap) {
 		t.Errorf("service_state has %d series", got)
 	}
 }
@@ -215,12 +215,12 @@ func TestChildMetricsMerged(t *testing.T) {
 			t.Errorf("%s{service=storage} missing", name)
 		}
 	}
-	if f := fams["macronode_child_go_gc_duration_seconds"]; f == nil || f.Type != typeSummary {
+	if f := fams["macronode_child_go_gc_duration_seconds"]; f.GetType() != dto.MetricType_SUMMARY {
 		t.Errorf("go_gc_duration_seconds not re-exposed as a summary: %+v", f)
 	}
 	// The parent's own families are untouched by the child's clashing names.
-	if fams["macronode_http_requests_total"].Help != "Admin plane HTTP requests by matched route, method and status code." {
-		t.Errorf("parent family help replaced: %q", fams["macronode_http_requests_total"].Help)
+	if fams["macronode_http_requests_total"].GetHelp() != "Admin plane HTTP requests by matched route, method and status code." {
+		t.Errorf("parent family help replaced: %q", fams["macronode_http_requests_total"].GetHelp())
 	}
 	if _, ok := value(fams, "macronode_http_requests_total", "macronode_http_requests_total", map[string]string{"service": "storage"}); ok {
 		t.Error("child series leaked into the parent's macronode_http_requests_total")
