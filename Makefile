@@ -13,7 +13,7 @@ BINARIES  := macronode svc-gateway svc-overlay svc-dht svc-storage svc-index svc
 # Two cores: two test packages at a time.
 TESTFLAGS ?= -race -count=1 -p 2 -timeout 12m
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
-STATICCHECK_VERSION ?= 2026.1
+STATICCHECK_VERSION ?= 2026.2.2
 FUZZTIME  ?= 10s
 
 .PHONY: help build run test unit e2e lint vet fmt staticcheck bench fuzz tidy clean
