@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -592,41 +591,8 @@ func TestMailboxLongPoll(t *testing.T) {
 // TestMailboxStandalone: svc-mailbox run by hand serves its API directly and
 // exits 0 on SIGTERM.
 func TestMailboxStandalone(t *testing.T) {
-	addr := freeAddr(t)
-	cmd := exec.Command(bin("svc-mailbox"), "--listen", addr, "--data-dir", t.TempDir())
-	cmd.Env = baseEnv()
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("svc-mailbox output:\n%s", tail(out.String(), 200))
-		}
-		assertNoLeftovers(t, binDir)
-	})
-	base := "http://" + addr
-	eventually(t, readyTimeout, func() (bool, string) {
-		select {
-		case <-done:
-			t.Fatalf("svc-mailbox exited before it was ready: %v", waitErr)
-		default:
-		}
-		code, err := tryJSON("GET", base+"/readyz", nil, nil)
-		return err == nil && code == 200, fmt.Sprintf("/readyz %d %v", code, err)
-	})
+	child := startStandalone(t, "svc-mailbox")
+	base := child.base
 	const box = "solo"
 	var ids []string
 	for i := 0; i < 3; i++ {
@@ -661,13 +627,5 @@ func TestMailboxStandalone(t *testing.T) {
 	if m := scrape(t, base+"/metrics"); !strings.Contains(m, "# TYPE") {
 		t.Errorf("standalone /metrics is not Prometheus text")
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		if code := cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("svc-mailbox exited %d (%v) after SIGTERM, want 0", code, waitErr)
-		}
-	case <-time.After(shutdownTimeout):
-		t.Errorf("svc-mailbox still running %v after SIGTERM", shutdownTimeout)
-	}
+	child.terminate(t)
 }

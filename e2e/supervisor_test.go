@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -274,36 +273,8 @@ func stopOrder(logs string) []string {
 
 // TestChildStandalone: a developer runs svc-storage by hand.
 func TestChildStandalone(t *testing.T) {
-	addr := freeAddr(t)
-	cmd := exec.Command(bin("svc-storage"), "--listen", addr, "--data-dir", t.TempDir())
-	cmd.Env = baseEnv()
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("svc-storage output:\n%s", tail(out.String(), 200))
-		}
-		assertNoLeftovers(t, binDir)
-	})
-	base := "http://" + addr
-	eventually(t, readyTimeout, func() (bool, string) {
-		code, err := tryJSON("GET", base+"/readyz", nil, nil)
-		return err == nil && code == 200, fmt.Sprintf("/readyz %d %v", code, err)
-	})
+	child := startStandalone(t, "svc-storage")
+	base := child.base
 	if code, err := tryJSON("GET", base+"/healthz", nil, nil); err != nil || code != 200 {
 		t.Errorf("standalone /healthz = %d %v, want 200", code, err)
 	}
@@ -314,15 +285,7 @@ func TestChildStandalone(t *testing.T) {
 	if got := getBlob(t, base, addrOf); string(got) != "standalone works" {
 		t.Errorf("standalone GET /o/%s = %q", addrOf, got)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		if cmd.ProcessState.ExitCode() != 0 {
-			t.Errorf("svc-storage exited %v after SIGTERM, want 0", waitErr)
-		}
-	case <-time.After(shutdownTimeout):
-		t.Errorf("svc-storage still running %v after SIGTERM", shutdownTimeout)
-	}
+	child.terminate(t)
 }
 
 // TestSystemdNotify: READY=1 once ready, STOPPING=1 on SIGTERM.
