@@ -18,8 +18,9 @@ FUZZTIME  ?= 10s
 
 .PHONY: help build run test unit e2e lint vet fmt staticcheck bench fuzz tidy clean
 
-help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## list the targets (coloured only on a terminal)
+	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-11s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 build: ## build all seven binaries into bin/ with version, git sha and build time stamped
 	@mkdir -p $(BIN)
@@ -45,8 +46,10 @@ vet: ## go vet every module
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
-lint: vet ## gofmt check, go vet, staticcheck
+lint: vet staticcheck ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+staticcheck: ## staticcheck every module (installs staticcheck if missing)
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(STATICCHECK) ./...
 	cd e2e && $(STATICCHECK) ./...

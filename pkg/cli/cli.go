@@ -122,7 +122,7 @@ func newApp(env Env) *ucli.App {
 			"Configuration comes from built-in defaults, then a file (--config or RON_CONFIG),\n" +
 			"then RON_* environment variables, then flags. Exit codes: 0 ok, 1 failure,\n" +
 			"2 bad usage or bad config.\n\n" +
-			"Example:\n   macronode run --config /etc/macronode/config.yaml\n   macronode status",
+			"Example:\n   macronode run --config /etc/macronode/macronode.yaml\n   macronode status",
 		Flags:           []ucli.Flag{helpFlag()},
 		Writer:          env.Stdout,
 		ErrWriter:       env.Stderr,
@@ -276,6 +276,25 @@ func configFlag() ucli.Flag {
 	}
 }
 
+// runFlags are the config overrides of `run`. `check`, `config print` and
+// `doctor` take them too, so they judge exactly what `run` would run.
+func runFlags() []ucli.Flag {
+	return []ucli.Flag{
+		configFlag(),
+		&ucli.StringFlag{Name: "http-addr", Usage: "admin API listen `ADDR` (host:port); env RON_HTTP_ADDR"},
+		&ucli.StringFlag{Name: "metrics-addr", Usage: "separate /metrics listen `ADDR`; empty serves it on the admin API; env RON_METRICS_ADDR"},
+		&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: trace, debug, info, warn, error (any case); env RON_LOG"},
+		&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: auto (json unless a terminal), json, text; env RON_LOG_FORMAT"},
+		&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
+		&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
+		&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
+	}
+}
+
+// runUsage is the synopsis of the commands that take runFlags.
+const runUsage = "[--config PATH] [--http-addr ADDR] [--metrics-addr ADDR] [--log-level L] [--log-format F]\n" +
+	"       [--data-dir D] [--graceful-timeout DURATION] [--amnesia]"
+
 // flagField maps a flag to the config field it overrides.
 type flagField struct{ flag, field string }
 
@@ -309,10 +328,25 @@ func loadConfig(c *ucli.Context, env Env, file string, flags []config.Override) 
 		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
 	}
 	if err != nil {
-		return nil, configErr(fmt.Errorf("config: %w", err))
+		return nil, loadErr(err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+		return nil, invalidErr(err)
 	}
 	return cfg, nil
+}
+
+// loadErr reports a config.Load error (exit 2). Its messages already say
+// where each problem is (config file X, env RON_X, flag --x, x.yaml: line
+// N), so one problem is shown as is; several are listed.
+func loadErr(err error) error {
+	if !strings.Contains(err.Error(), "\n") {
+		return configErr(err)
+	}
+	return configErr(fmt.Errorf("config errors:\n%w", indentErr(err)))
+}
+
+// invalidErr reports a Validate error (exit 2), one field per line.
+func invalidErr(err error) error {
+	return configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
 }

@@ -139,6 +139,7 @@ type statusDoc struct {
 	UptimeSeconds float64                   `json:"uptime_seconds"`
 	Ready         bool                      `json:"ready"`
 	HTTPAddr      string                    `json:"http_addr"`
+	MetricsAddr   string                    `json:"metrics_addr"`
 	Services      map[string]serviceSummary `json:"services"`
 }
 

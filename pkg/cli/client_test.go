@@ -22,6 +22,8 @@ type fakeNode struct {
 	token    string // required bearer token, if set
 	actions  []string
 	logLines []logLine
+	services map[string]any // GET /api/v1/status services; nil: a fixed set of three
+	logPolls int            // GET .../logs answered
 	srv      *httptest.Server
 }
 
@@ -42,14 +44,23 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 			h(w, r)
 		}
 	}
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"service": "macronode", "version": "0.1.0", "api": map[string]string{"http": "v1"}})
+	})
 	mux.HandleFunc("GET /api/v1/status", auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"uptime_seconds": 75.4, "ready": false, "profile": "macronode",
-			"services": map[string]any{
+		f.mu.Lock()
+		services := f.services
+		f.mu.Unlock()
+		if services == nil {
+			services = map[string]any{
 				"gateway": map[string]any{"state": "running", "pid": 103, "restarts": 0, "uptime_seconds": 70.2, "ready": true, "listen": "127.0.0.1:8090"},
 				"storage": map[string]any{"state": "backoff", "pid": 0, "restarts": 3, "ready": false, "listen": "127.0.0.1:9300", "last_exit": "signal: killed", "last_error": "heartbeat timeout"},
 				"overlay": map[string]any{"state": "running", "pid": 101, "restarts": 1, "uptime_seconds": 3723, "ready": true, "last_exit": "exit status 1"},
-			},
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"uptime_seconds": 75.4, "ready": false, "profile": "macronode",
+			"http_addr": strings.TrimPrefix(f.srv.URL, "http://"), "services": services,
 		})
 	}))
 	mux.HandleFunc("POST /api/v1/services/{name}/{verb}", auth(func(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +81,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 			return
 		}
 		f.mu.Lock()
+		f.logPolls++
 		lines := f.logLines
 		if len(lines) > n {
 			lines = lines[len(lines)-n:]
@@ -224,33 +236,6 @@ func TestLogsFollow(t *testing.T) {
 	}
 	if got := strings.Count(stdout.String(), "\n"); got != 3 {
 		t.Errorf("want each line once, got:\n%s", stdout.String())
-	}
-}
-
-func TestOverlap(t *testing.T) {
-	t.Parallel()
-	l := func(s ...string) []logLine {
-		out := make([]logLine, len(s))
-		for i, x := range s {
-			out[i] = logLine{Text: x}
-		}
-		return out
-	}
-	tests := []struct {
-		prev, cur []logLine
-		want      int
-	}{
-		{l("a", "b"), l("a", "b"), 2},
-		{l("a", "b"), l("a", "b", "c"), 2},
-		{l("a", "b", "c"), l("b", "c", "d"), 2},
-		{l("a"), l("x", "y"), 0},
-		{nil, l("x"), 0},
-		{l("a"), nil, 0},
-	}
-	for i, tc := range tests {
-		if got := overlap(tc.prev, tc.cur); got != tc.want {
-			t.Errorf("%d: overlap = %d, want %d", i, got, tc.want)
-		}
 	}
 }
 

@@ -212,12 +212,19 @@ func logsCommand(env Env) *ucli.Command {
 }
 
 // follow polls for new lines until ctx ends. The API has no cursor: each
-// answer is the tail of the ring buffer, and the new lines are those after
-// the longest overlap with the previous answer.
-func follow(ctx context.Context, env Env, cl *client, name string, prev []logLine) error {
+// answer is the tail of the ring buffer (up to followLines lines), so the
+// new lines are those after the last line already printed. If that line is
+// no longer in the answer, the buffer rotated past it between two polls:
+// the whole answer is printed after a notice on stderr, and only what the
+// buffer itself dropped is missing.
+func follow(ctx context.Context, env Env, cl *client, name string, printed []logLine) error {
 	every := env.pollEvery
 	if every <= 0 {
 		every = 500 * time.Millisecond
+	}
+	var last *logLine
+	if len(printed) > 0 {
+		last = &printed[len(printed)-1]
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -234,30 +241,40 @@ func follow(ctx context.Context, env Env, cl *client, name string, prev []logLin
 			}
 			return failure(fmt.Errorf("logs %s: %w", name, err))
 		}
-		printLines(env, cur[overlap(prev, cur):])
-		prev = cur
+		next, found := newLines(last, cur)
+		if !found {
+			fmt.Fprintf(env.Stderr, "macronode: the log buffer of %s rotated past the last line shown; lines it dropped in between are lost, nothing else\n", name)
+		}
+		printLines(env, next)
+		if len(next) > 0 {
+			last = &next[len(next)-1]
+		}
 	}
 }
 
-// overlap returns the largest k such that the last k lines of prev are the
-// first k lines of cur.
-func overlap(prev, cur []logLine) int {
-	k := min(len(prev), len(cur))
-	for ; k > 0; k-- {
-		if equalLines(prev[len(prev)-k:], cur[:k]) {
-			return k
+// newLines returns the lines of cur after last, the line printed most
+// recently (compared by time, stream and text), searching from the end so
+// the latest copy wins. found is false when cur does not hold last (the
+// buffer rotated past it): then all of cur is new. With nothing printed
+// yet (last nil) everything is new and found is true; an empty answer has
+// nothing new.
+func newLines(last *logLine, cur []logLine) (next []logLine, found bool) {
+	if last == nil {
+		return cur, true
+	}
+	if len(cur) == 0 {
+		return nil, true
+	}
+	for i := len(cur) - 1; i >= 0; i-- {
+		if sameLine(cur[i], *last) {
+			return cur[i+1:], true
 		}
 	}
-	return 0
+	return cur, false
 }
 
-func equalLines(a, b []logLine) bool {
-	for i := range a {
-		if !a[i].Time.Equal(b[i].Time) || a[i].Stream != b[i].Stream || a[i].Text != b[i].Text {
-			return false
-		}
-	}
-	return true
+func sameLine(a, b logLine) bool {
+	return a.Time.Equal(b.Time) && a.Stream == b.Stream && a.Text == b.Text
 }
 
 func printLines(env Env, lines []logLine) {

@@ -17,24 +17,15 @@ func runCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "run",
 		Usage:     "run the node: supervise the planes and serve the admin API",
-		UsageText: "macronode run [--config PATH] [--http-addr ADDR] [--log-level L] [--data-dir D] [--amnesia]",
+		UsageText: "macronode run " + runUsage,
 		Description: "Loads the configuration (defaults < file < RON_* environment < flags), validates it,\n" +
 			"starts every enabled plane as its own process in dependency order and serves the\n" +
 			"admin API on http_addr. SIGTERM or SIGINT drain and stop; SIGHUP re-reads the\n" +
 			"configuration with the same file and flags and the current environment.\n\n" +
 			"Examples:\n" +
-			"   macronode run --config /etc/macronode/config.yaml\n" +
+			"   macronode run --config /etc/macronode/macronode.yaml\n" +
 			"   RON_SERVICES=storage,gateway macronode run --http-addr 127.0.0.1:8080 --amnesia",
-		Flags: []ucli.Flag{
-			configFlag(),
-			&ucli.StringFlag{Name: "http-addr", Usage: "admin API listen `ADDR` (host:port); env RON_HTTP_ADDR"},
-			&ucli.StringFlag{Name: "metrics-addr", Usage: "separate /metrics listen `ADDR`; empty serves it on the admin API; env RON_METRICS_ADDR"},
-			&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: trace, debug, info, warn, error; env RON_LOG"},
-			&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: auto (json unless a terminal), json, text; env RON_LOG_FORMAT"},
-			&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
-			&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
-			&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
-		},
+		Flags: runFlags(),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
 				return usageErr("run takes no arguments, got %q", c.Args().Slice())
@@ -101,14 +92,17 @@ func checkCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "check",
 		Usage:     "load and validate the configuration; bind nothing",
-		UsageText: "macronode check [--config PATH]",
-		Description: "Runs every layer (defaults, file, RON_* environment) and every validation rule\n" +
-			"`macronode run` would, then stops. Each error names the field and who set it.\n" +
-			"Exit 0 with \"config ok\", or 2 with the errors.\n\n" +
-			"Example:\n   RON_CONFIG=/etc/macronode/config.yaml macronode check",
-		Flags: []ucli.Flag{configFlag()},
+		UsageText: "macronode check " + runUsage,
+		Description: "Runs every layer (defaults, file, RON_* environment, the same flags as `run`)\n" +
+			"and every validation rule `macronode run` would, then stops. Each error names\n" +
+			"the field and who set it. Exit 0 with \"config ok\", or 2 with the errors.\n\n" +
+			"Example:\n   RON_CONFIG=/etc/macronode/macronode.yaml macronode check --http-addr 0.0.0.0:8080",
+		Flags: runFlags(),
 		Action: func(c *ucli.Context) error {
-			if _, err := loadConfig(c, env, c.String("config"), nil); err != nil {
+			if c.Args().Present() {
+				return usageErr("check takes no arguments, got %q (a file goes after --config)", c.Args().Slice())
+			}
+			if _, err := loadConfig(c, env, c.String("config"), overrides(c, runFlagFields)); err != nil {
 				return err
 			}
 			fmt.Fprintln(env.Stdout, "config ok")
@@ -121,7 +115,7 @@ func configCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "config",
 		Usage:     "inspect the configuration",
-		UsageText: "macronode config print [--config PATH] | macronode config validate [PATH]",
+		UsageText: "macronode config print [--config PATH] [RUN FLAGS] | macronode config validate [PATH]",
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
 				return usageErr("unknown config subcommand %q (want print or validate)", c.Args().First())
@@ -133,25 +127,31 @@ func configCommand(env Env) *ucli.Command {
 			{
 				Name:      "print",
 				Usage:     "print the effective configuration with the source of each value",
-				UsageText: "macronode config print [--config PATH]",
-				Description: "One line per field: `field = value  # source`, where source is default, file <path>,\n" +
-					"env <VAR> or flag. The admin token is shown as (set), never its value.\n\n" +
-					"Example:\n   RON_LOG=debug macronode config print | grep log_level\n" +
-					"   log_level = \"debug\"  # env RON_LOG",
-				Flags: []ucli.Flag{configFlag()},
+				UsageText: "macronode config print " + runUsage,
+				Description: "One line per field: `field = value  # source`, where source is default,\n" +
+					"file <path>, env <VAR> or flag --<name>; takes the same flags as `run`. The admin\n" +
+					"token is shown as (set) and service env values as KEY=(set), never their values.\n" +
+					"An invalid configuration is printed, then its errors reported with exit 2.\n\n" +
+					"Example:\n   RON_LOG=debug macronode config print --log-format text | grep log_\n" +
+					"   log_level = \"debug\"  # env RON_LOG\n" +
+					"   log_format = \"text\"  # flag --log-format",
+				Flags: runFlags(),
 				Action: func(c *ucli.Context) error {
-					cfg, warns, err := config.Load(config.LoadOptions{File: c.String("config"), Environ: env.environ()})
+					if c.Args().Present() {
+						return usageErr("config print takes no arguments, got %q (a file goes after --config)", c.Args().Slice())
+					}
+					cfg, warns, err := config.Load(config.LoadOptions{File: c.String("config"), Environ: env.environ(), Flags: overrides(c, runFlagFields)})
 					for _, w := range warns {
 						fmt.Fprintf(env.Stderr, "warning: %s\n", w)
 					}
 					if err != nil {
-						return configErr(fmt.Errorf("config: %w", err))
+						return loadErr(err)
 					}
 					if err := cfg.Print(env.Stdout); err != nil {
 						return failure(err)
 					}
 					if err := cfg.Validate(); err != nil {
-						return configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+						return invalidErr(err)
 					}
 					return nil
 				},
@@ -162,7 +162,7 @@ func configCommand(env Env) *ucli.Command {
 				UsageText: "macronode config validate [PATH]",
 				Description: "With PATH, checks that file on top of the defaults alone (the environment is\n" +
 					"ignored, so the file is judged by itself). Without PATH, behaves like `check`.\n\n" +
-					"Example:\n   macronode config validate deploy/config.example.yaml",
+					"Example:\n   macronode config validate deploy/macronode.example.yaml",
 				Flags: []ucli.Flag{configFlag()},
 				Action: func(c *ucli.Context) error {
 					if c.NArg() > 1 {
@@ -176,12 +176,12 @@ func configCommand(env Env) *ucli.Command {
 						return nil
 					}
 					path := c.Args().First()
-					cfg, _, err := config.Load(config.LoadOptions{File: path})
+					cfg, _, err := config.Load(config.LoadOptions{File: path, FileFrom: "the PATH argument"})
 					if err != nil {
-						return configErr(fmt.Errorf("config: %w", err))
+						return loadErr(err)
 					}
 					if err := cfg.Validate(); err != nil {
-						return configErr(fmt.Errorf("invalid config:\n%w", indentErr(err)))
+						return invalidErr(err)
 					}
 					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
 					return nil

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
@@ -35,20 +37,26 @@ func doctorCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "doctor",
 		Usage:     "check that this host can run the node",
-		UsageText: "macronode doctor [--config PATH]",
+		UsageText: "macronode doctor " + runUsage,
 		Description: "Real checks, one line each (ok, warn or fail): every enabled plane's binary is\n" +
 			"found (beside macronode, then $PATH), every listen port is free (bound and\n" +
 			"released), data_dir and run_dir are writable, the control socket path fits in\n" +
 			"107 bytes, and the open-file limit is at least 1024 (4096 recommended).\n" +
-			"Exit 1 if any check fails, 2 if the configuration is invalid.\n\n" +
-			"Example:\n   sudo -u macronode RON_CONFIG=/etc/macronode/config.yaml macronode doctor",
-		Flags: []ucli.Flag{configFlag()},
+			"If a macronode already answers on http_addr (GET /version), the ports its\n" +
+			"status (GET /api/v1/status) lists as its own are reported as held by it, not\n" +
+			"as failures. Takes the same flags as `run`. Exit 1 if any check fails, 2 if\n" +
+			"the configuration is invalid.\n\n" +
+			"Example:\n   sudo -u macronode RON_CONFIG=/etc/macronode/macronode.yaml macronode doctor",
+		Flags: runFlags(),
 		Action: func(c *ucli.Context) error {
-			cfg, err := loadConfig(c, env, c.String("config"), nil)
+			if c.Args().Present() {
+				return usageErr("doctor takes no arguments, got %q", c.Args().Slice())
+			}
+			cfg, err := loadConfig(c, env, c.String("config"), overrides(c, runFlagFields))
 			if err != nil {
 				return err
 			}
-			results := doctor(cfg)
+			results := doctor(c.Context, cfg)
 			tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 			failed := 0
 			for _, r := range results {
@@ -69,8 +77,12 @@ func doctorCommand(env Env) *ucli.Command {
 }
 
 // doctor runs every check against cfg.
-func doctor(cfg *config.Config) []checkResult {
+func doctor(ctx context.Context, cfg *config.Config) []checkResult {
 	var out []checkResult
+	running, probe := probeNode(ctx, cfg)
+	if probe != nil {
+		out = append(out, *probe)
+	}
 	enabled := cfg.Enabled()
 	for _, p := range enabled {
 		name := "binary " + p
@@ -80,44 +92,64 @@ func doctor(cfg *config.Config) []checkResult {
 			out = append(out, checkResult{checkOK, name, path})
 		}
 	}
-	out = append(out, checkPort("port admin", cfg.HTTPAddr))
+	out = append(out, checkPort("port admin", cfg.HTTPAddr, running))
 	if cfg.MetricsAddr != "" {
-		out = append(out, checkPort("port metrics", cfg.MetricsAddr))
+		out = append(out, checkPort("port metrics", cfg.MetricsAddr, running))
 	}
 	for _, p := range enabled {
-		out = append(out, checkPort("port "+p, cfg.Services[p].Listen))
+		out = append(out, checkPort("port "+p, cfg.Services[p].Listen, running))
 	}
 	if cfg.Amnesia {
 		out = append(out, checkResult{checkOK, "data_dir", "not used (amnesia: nothing is written to disk)"})
 	} else {
 		out = append(out, checkDir("data_dir", cfg.DataDir))
 	}
-	runDir := cfg.RunDir
-	if runDir == "" {
-		// The daemon makes a private directory under the temp dir: check
-		// there, with a directory named the way such directories are.
-		dir, err := os.MkdirTemp("", "macronode-")
-		if err != nil {
-			out = append(out, checkResult{checkFail, "run_dir", fmt.Sprintf("cannot create a private dir in %s: %v", os.TempDir(), err)})
-		} else {
-			_ = os.Remove(dir)
-			out = append(out, checkResult{checkOK, "run_dir", fmt.Sprintf("unset: a private dir under %s is made at start", os.TempDir())})
-			out = append(out, checkSocket(dir))
-		}
+	if cfg.RunDir == "" {
+		out = append(out, checkTempRunDir(os.TempDir()))
 	} else {
-		out = append(out, checkDir("run_dir", runDir), checkSocket(runDir))
+		out = append(out, checkDir("run_dir", cfg.RunDir), checkSocket(cfg.RunDir))
 	}
 	return append(out, checkNoFile())
 }
 
-func checkPort(name, addr string) checkResult {
+// tempRunDirPattern is the os.MkdirTemp pattern of the private run dir the
+// node makes when run_dir is unset (pkg/node prepareRunDir).
+const tempRunDirPattern = "macronode-"
+
+// maxTempSuffix is the longest random suffix os.MkdirTemp appends (a
+// decimal uint32).
+const maxTempSuffix = 10
+
+// checkTempRunDir judges an unset run_dir: the node will make a private
+// dir under tmp, so tmp must be writable and the longest control socket
+// path such a dir can give must fit.
+func checkTempRunDir(tmp string) checkResult {
+	longest := len(filepath.Join(tmp, tempRunDirPattern+strings.Repeat("9", maxTempSuffix), config.ControlSocketName))
+	if longest > config.MaxSocketPath {
+		return checkResult{checkFail, "run_dir", fmt.Sprintf("unset: the private temp dir made under %s at start gives a control socket path of up to %d bytes, over the %d-byte limit; set run_dir (RON_RUN_DIR) to a short path", tmp, longest, config.MaxSocketPath)}
+	}
+	dir, err := os.MkdirTemp(tmp, tempRunDirPattern)
+	if err != nil {
+		return checkResult{checkFail, "run_dir", fmt.Sprintf("unset, and a private temp dir cannot be made under %s: %v", tmp, err)}
+	}
+	if err := os.Remove(dir); err != nil {
+		return checkResult{checkWarn, "run_dir", fmt.Sprintf("unset; made a test dir %s but could not remove it: %v", dir, err)}
+	}
+	return checkResult{checkOK, "run_dir", fmt.Sprintf("unset: a private temp dir is made at start under %s (socket path length fine: at most %d of %d bytes)", tmp, longest, config.MaxSocketPath)}
+}
+
+// checkPort binds and releases addr. A busy address that the running node
+// (if any) says is its own is fine.
+func checkPort(name, addr string, running *runningNode) checkResult {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		detail := fmt.Sprintf("%s: %v", addr, err)
-		if errors.Is(err, unix.EADDRINUSE) {
-			detail = addr + " is in use (is a node already running?)"
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return checkResult{checkFail, name, fmt.Sprintf("%s: %v", addr, err)}
 		}
-		return checkResult{checkFail, name, detail}
+		if holder, ok := running.holder(addr); ok {
+			return checkResult{checkOK, name, addr + " held by the running node (" + holder + ")"}
+		}
+		return checkResult{checkFail, name, addr + " is in use (is a node already running?)"}
 	}
 	if err := ln.Close(); err != nil {
 		return checkResult{checkWarn, name, fmt.Sprintf("%s: bound, but close failed: %v", addr, err)}

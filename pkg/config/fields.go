@@ -92,8 +92,15 @@ func isPlane(name string) bool {
 	return false
 }
 
-// field resolves a field path to an addressable value inside c.
+// field resolves a field path to an addressable value inside c, creating
+// a plane's DefaultService entry if c lacks it (for setting).
 func (c *Config) field(path string) (reflect.Value, error) {
+	return c.lookup(path, true)
+}
+
+// lookup resolves a field path. With create false it never modifies c: a
+// plane missing from c.Services reads as its DefaultService values.
+func (c *Config) lookup(path string, create bool) (reflect.Value, error) {
 	v := reflect.ValueOf(c).Elem()
 	parts := strings.Split(path, ".")
 	for i := 0; i < len(parts); i++ {
@@ -115,13 +122,17 @@ func (c *Config) field(path string) (reflect.Value, error) {
 		if !isPlane(plane) {
 			return reflect.Value{}, fmt.Errorf("unknown service %q in %q (known: %s)", plane, path, strings.Join(Planes, ", "))
 		}
-		if c.Services == nil {
-			c.Services = map[string]*Service{}
+		svc := c.Services[plane]
+		if svc == nil {
+			svc = DefaultService(plane)
+			if create {
+				if c.Services == nil {
+					c.Services = map[string]*Service{}
+				}
+				c.Services[plane] = svc
+			}
 		}
-		if c.Services[plane] == nil {
-			c.Services[plane] = DefaultService(plane)
-		}
-		v = reflect.ValueOf(c.Services[plane]).Elem()
+		v = reflect.ValueOf(svc).Elem()
 		i++
 	}
 	if v.Kind() == reflect.Struct {
@@ -141,7 +152,19 @@ func (c *Config) Set(path, value, source string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	c.setSource(path, source)
+	c.normalise(path, v)
 	return nil
+}
+
+// lowerCaseFields hold keywords compared in lower case: "INFO" is stored as
+// "info", whichever layer set it.
+var lowerCaseFields = map[string]bool{"log_level": true, "log_format": true, "pq_mode": true}
+
+// normalise canonicalises the value just set at path (v is its field).
+func (c *Config) normalise(path string, v reflect.Value) {
+	if lowerCaseFields[path] && v.Kind() == reflect.String {
+		v.SetString(strings.ToLower(strings.TrimSpace(v.String())))
+	}
 }
 
 func (c *Config) setSource(path, source string) {
@@ -237,8 +260,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// formatValue renders v for Print.
-func formatValue(v reflect.Value) string {
+// formatValue renders v for Print (redact true: map values hidden) or for
+// Value (redact false: everything as it is).
+func formatValue(v reflect.Value, redact bool) string {
 	switch v.Type() {
 	case durationType, sizeType:
 		return fmt.Sprint(v.Interface())
@@ -253,13 +277,34 @@ func formatValue(v reflect.Value) string {
 		}
 		return "[" + strings.Join(items, ", ") + "]"
 	case reflect.Map:
-		// Values may hold secrets: show which keys are set, never the values.
 		keys := make([]string, 0, v.Len())
 		for _, k := range v.MapKeys() {
-			keys = append(keys, k.String()+"=(set)")
+			keys = append(keys, k.String())
 		}
 		sort.Strings(keys)
-		return "{" + strings.Join(keys, ", ") + "}"
+		items := make([]string, len(keys))
+		for i, k := range keys {
+			val := "(set)" // values may hold secrets: Print shows only which keys are set
+			if !redact {
+				val = strconv.Quote(v.MapIndex(reflect.ValueOf(k)).String())
+			}
+			items[i] = mapKey(k) + "=" + val
+		}
+		return "{" + strings.Join(items, ", ") + "}"
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// mapKey shows a map key bare when it is a plain name, else quoted, so
+// that distinct maps always format differently.
+func mapKey(k string) string {
+	if k == "" {
+		return `""`
+	}
+	for _, r := range k {
+		if !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return strconv.Quote(k)
+		}
+	}
+	return k
 }

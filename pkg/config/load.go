@@ -15,10 +15,14 @@ type Override struct {
 
 // LoadOptions says where Load finds its layers.
 type LoadOptions struct {
-	// File is the config file (--config); when empty, RON_CONFIG (or the
-	// deprecated MACRO_CONFIG) in Environ names it; when both are empty
-	// there is no file layer.
+	// File is the config file (--config; errors about the file say
+	// "(from --config)"); when empty, RON_CONFIG (or the deprecated
+	// MACRO_CONFIG) in Environ names it; when both are empty there is no
+	// file layer.
 	File string
+	// FileFrom says who named File, for errors about the file as a whole
+	// ("config file x.yaml (from FileFrom): ..."); empty means "--config".
+	FileFrom string
 	// Environ is the environment as KEY=VALUE pairs (os.Environ()).
 	Environ []string
 	// Flags are applied last, in order.
@@ -68,8 +72,10 @@ func allEnvVars() []envVar {
 
 // Load builds the effective configuration: defaults, then the file, then
 // the environment, then opts.Flags. It returns warnings (deprecated
-// variables) and an error naming the field and source of any value that
-// cannot be parsed. It does not validate: call Validate on the result.
+// variables) and an error naming the field and source of every value that
+// cannot be parsed (all layers are read, so one run shows every such
+// problem; a file's problems come first, in line order). It does not
+// validate: call Validate on the result.
 func Load(opts LoadOptions) (*Config, []string, error) {
 	env := envMap(opts.Environ)
 	cfg := defaultsFrom(env)
@@ -92,17 +98,22 @@ func Load(opts LoadOptions) (*Config, []string, error) {
 		return "", "", false
 	}
 
-	file := opts.File
+	var errs []error
+	file, origin := opts.File, opts.FileFrom
+	if origin == "" {
+		origin = "--config"
+	}
 	if file == "" {
-		file, _, _ = lookup("CONFIG")
+		file, origin, _ = lookup("CONFIG")
 	}
 	if file != "" {
-		if err := cfg.applyFile(file); err != nil {
-			return nil, warnings, err
+		// Keep going after a bad file: the environment's and the flags'
+		// problems are reported in the same pass.
+		if err := cfg.applyFile(file, origin); err != nil {
+			errs = append(errs, err)
 		}
 	}
 
-	var errs []error
 	for _, e := range allEnvVars() {
 		value, name, ok := lookup(e.suffix)
 		if !ok {
@@ -116,9 +127,6 @@ func Load(opts LoadOptions) (*Config, []string, error) {
 		if err := cfg.SetEnabled(value, "env "+name); err != nil {
 			errs = append(errs, fmt.Errorf("env %s: %w", name, err))
 		}
-	}
-	if len(errs) > 0 {
-		return nil, warnings, errors.Join(errs...)
 	}
 
 	for _, o := range opts.Flags {

@@ -23,7 +23,10 @@ func TestTestdataFiles(t *testing.T) {
 	// Every *.bad.* file must appear here with a fragment of its error.
 	badWant := map[string][]string{
 		"unknown-key.bad.yaml":           {`unknown-key.bad.yaml: line 3: unknown field "htp_addr"`},
-		"unknown-key.bad.json":           {`unknown-key.bad.json: unknown field "htp_addr"`},
+		"unknown-key.bad.json":           {`unknown-key.bad.json: line 1: unknown field "htp_addr"`},
+		"duplicate.bad.json":             {`duplicate.bad.json: line 5: duplicate key "TOKEN" in services.storage.env`, `duplicate.bad.json: line 8: duplicate key "log_level" in the top level`},
+		"mixed.bad.yaml":                 {`line 1: read_timeout: invalid duration 10`, `line 2: unknown field "htp_addr"`, `line 5: unknown field "lisen" in services.storage`, `line 6: services.storage.max_restarts: `},
+		"mixed.bad.json":                 {`line 2: read_timeout: invalid duration 10`, `line 3: unknown field "htp_addr"`, `line 6: unknown field "lisen" in services.storage`, `line 7: services.storage.max_restarts: cannot use a JSON string as int`},
 		"parsecs.bad.yaml":               {`line 1: read_timeout: invalid duration "5 parsecs"`},
 		"number-duration.bad.yaml":       {`write_timeout: invalid duration 10`},
 		"port-range.bad.yaml":            {"http_addr (file ", "port out of range"},
@@ -210,8 +213,10 @@ func TestLoadErrors(t *testing.T) {
 		{"env int", LoadOptions{Environ: []string{"RON_DECOMPRESS_RATIO_CAP=x"}}, `env RON_DECOMPRESS_RATIO_CAP: decompress_ratio_cap: invalid integer "x"`},
 		{"flag duration", LoadOptions{Flags: []Override{{"shutdown_timeout", "soon", "flag --graceful-timeout"}}}, `flag --graceful-timeout: shutdown_timeout: invalid duration "soon"`},
 		{"flag unknown field", LoadOptions{Flags: []Override{{"nope", "1", "flag --nope"}}}, `flag --nope: unknown field "nope"`},
-		{"missing file", LoadOptions{File: "testdata/absent.yaml"}, "config file: open testdata/absent.yaml"},
-		{"bad extension", LoadOptions{File: "testdata/x.toml"}, `unsupported extension ".toml"`},
+		{"missing file", LoadOptions{File: "testdata/absent.yaml"}, "config file testdata/absent.yaml (from --config): open testdata/absent.yaml: no such file or directory"},
+		{"missing file from env", LoadOptions{Environ: []string{"RON_CONFIG=/x.yaml"}}, "config file /x.yaml (from RON_CONFIG): open /x.yaml: no such file or directory"},
+		{"missing file from MACRO", LoadOptions{Environ: []string{"MACRO_CONFIG=/x.yaml"}}, "config file /x.yaml (from MACRO_CONFIG): open /x.yaml"},
+		{"bad extension", LoadOptions{File: "testdata/x.toml"}, `config file testdata/x.toml (from --config): unsupported extension ".toml"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

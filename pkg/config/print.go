@@ -16,11 +16,11 @@ import (
 func (c *Config) Print(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for _, path := range c.FieldPaths() {
-		v, err := c.field(path)
+		v, err := c.lookup(path, false)
 		if err != nil {
 			return fmt.Errorf("print %s: %w", path, err)
 		}
-		val := formatValue(v)
+		val := formatValue(v, true)
 		if path == "admin_token" {
 			val = `""`
 			if c.AdminToken != "" {
@@ -33,6 +33,22 @@ func (c *Config) Print(w io.Writer) error {
 		return fmt.Errorf("print config: %w", err)
 	}
 	return nil
+}
+
+// Value returns the raw formatted value of the field at path (one of
+// FieldPaths): strings and list items quoted, durations and sizes in their
+// short form, maps as {KEY="value", ...} with sorted keys.
+//
+// Unlike Print, Value does NOT redact: admin_token and services.*.env
+// values are returned as they are. It exists to compare two configurations
+// (what changed on a reload); never log or display its result. It does not
+// modify c: a plane missing from c.Services reads as its DefaultService.
+func (c *Config) Value(path string) (string, error) {
+	v, err := c.lookup(path, false)
+	if err != nil {
+		return "", err
+	}
+	return formatValue(v, false), nil
 }
 
 // BinaryName is the default executable of a plane: "svc-<plane>".

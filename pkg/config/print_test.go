@@ -125,3 +125,69 @@ func FuzzLoadJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzApply(t, ".json", data) })
 }
+
+// TestValueIsRaw: Value shows what Print hides, so a changed admin token or
+// env value is visible to a reload diff.
+func TestValueIsRaw(t *testing.T) {
+	a := defaultsFrom(nil)
+	b := defaultsFrom(nil)
+	for _, c := range []*Config{a, b} {
+		if err := c.Set("services.storage.env", "GOMAXPROCS=2,KEY=x", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.AdminToken, b.AdminToken = "one", "two"
+	b.Services["storage"].Env["KEY"] = "y"
+
+	var pa, pb bytes.Buffer
+	if err := a.Print(&pa); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Print(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if pa.String() != pb.String() {
+		t.Fatal("Print should redact both differences")
+	}
+	tests := []struct{ path, wantA, wantB string }{
+		{"admin_token", `"one"`, `"two"`},
+		{"services.storage.env", `{GOMAXPROCS="2", KEY="x"}`, `{GOMAXPROCS="2", KEY="y"}`},
+	}
+	for _, tc := range tests {
+		va, err := a.Value(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb, err := b.Value(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if va != tc.wantA || vb != tc.wantB {
+			t.Errorf("%s: Value = %s / %s, want %s / %s", tc.path, va, vb, tc.wantA, tc.wantB)
+		}
+	}
+	// Every other field compares equal, and every FieldPaths entry has a Value.
+	for _, p := range a.FieldPaths() {
+		va, err := a.Value(p)
+		if err != nil {
+			t.Fatalf("Value(%s): %v", p, err)
+		}
+		vb, _ := b.Value(p)
+		if differs := va != vb; differs != (p == "admin_token" || p == "services.storage.env") {
+			t.Errorf("%s: %s vs %s", p, va, vb)
+		}
+	}
+	if _, err := a.Value("services.blobs.listen"); err == nil {
+		t.Error("Value of an unknown path: want an error")
+	}
+	// Value never changes the config: a missing plane reads as its defaults.
+	c := &Config{}
+	if v, err := c.Value("services.storage.listen"); err != nil || v != `"127.0.0.1:9300"` || c.Services != nil {
+		t.Errorf("Value on an empty config = %s, %v; services %v", v, err, c.Services)
+	}
+	// Keys that are not plain names are quoted, so maps format injectively.
+	a.Services["dht"].Env = map[string]string{"a, b": "c"}
+	if v, _ := a.Value("services.dht.env"); v != `{"a, b"="c"}` {
+		t.Errorf("odd key = %s", v)
+	}
+}
