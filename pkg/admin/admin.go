@@ -9,12 +9,23 @@
 // the daemon wires it and tests drive it with fakes.
 //
 // Every route runs behind, outermost first: panic recovery, X-Request-Id,
-// per-route metrics, rate limiting, a per-request timeout and a body cap. POST
-// routes additionally need `Authorization: Bearer <admin_token>` when a token
-// is configured; with no token they are allowed only when the admin plane is
-// bound to loopback (or MACRONODE_DEV_INSECURE=1). A missing or wrong token is
-// answered 401 with `WWW-Authenticate: Bearer` (RFC 6750), never 403, so a
-// client cannot tell "no token" from "wrong token" apart by status.
+// per-route metrics, rate limiting, a per-request timeout and a body cap.
+// Rate limiting is per client IP, plus a global bucket for the API routes;
+// the probe routes (GET /healthz, /readyz, /metrics, /version) skip the
+// global bucket and have per-IP buckets of their own, so a flood of the API
+// never makes probes or scrapes fail.
+//
+// Server.Reload is the one way to reload (the HTTP route and the daemon's
+// SIGHUP handler both call it), so macronode_config_reloads_total counts
+// every reload. ServeMetrics serves /metrics on the separate metrics_addr
+// listener; Shutdown closes both listeners.
+//
+// POST routes additionally need `Authorization: Bearer <admin_token>` when a
+// token is configured; with no token they are allowed only when the admin
+// plane is bound to loopback (or MACRONODE_DEV_INSECURE=1). A missing or
+// wrong token is answered 401 with `WWW-Authenticate: Bearer` (RFC 6750),
+// never 403, so a client cannot tell "no token" from "wrong token" apart by
+// status.
 package admin
 
 import (
@@ -32,7 +43,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/httpx"
@@ -49,8 +59,6 @@ const (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultRateLimit          = 100 // requests per second, whole admin plane
-	DefaultRateBurst          = 200
 	DefaultReadHeaderTimeout  = 5 * time.Second
 	DefaultChildScrapeTimeout = time.Second
 	DefaultMaxBodyBytes       = 1 << 20
@@ -96,14 +104,21 @@ type Options struct {
 	// Started is when the node started, for uptime; zero means New's time.
 	Started time.Time
 
-	// RateLimit is the admin plane's global request rate (token bucket, per
-	// second): 0 means DefaultRateLimit, negative means unlimited.
+	// RateLimit is the global request rate of the API routes (token bucket,
+	// per second): 0 means DefaultRateLimit, negative means unlimited. The
+	// probe routes (GET /healthz, /readyz, /metrics, /version) are exempt.
 	RateLimit float64
 	// RateBurst is the bucket size: 0 means DefaultRateBurst.
 	RateBurst int
-	// PerIPRateLimit additionally limits each client IP (requests per second,
-	// burst twice that); 0 disables it.
+	// PerIPRateLimit limits each client IP on the API routes (requests per
+	// second): 0 means DefaultPerIPRateLimit, negative disables it.
 	PerIPRateLimit float64
+	// PerIPRateBurst is the per-IP bucket size: 0 means twice PerIPRateLimit.
+	PerIPRateBurst int
+	// ProbeRateLimit limits each client IP on the probe routes (requests per
+	// second, burst twice that), in buckets of their own so an API flood
+	// cannot starve them: 0 means DefaultProbeRateLimit, negative disables it.
+	ProbeRateLimit float64
 	// ChildScrapeTimeout bounds each child /metrics scrape: 0 means 1s.
 	ChildScrapeTimeout time.Duration
 	// Getenv reads the environment switches; nil means os.Getenv.
@@ -125,16 +140,16 @@ type Server struct {
 	mux      *httpx.Mux
 	handler  http.Handler
 	mhandler http.Handler
-	srv      *http.Server
+	srv      *http.Server // the admin plane
+	msrv     *http.Server // the separate metrics listener (ServeMetrics)
 	tls      *tls.Config
 	metrics  *metrics
 	children *childScraper
-	global   *rate.Limiter
-	perIP    *httpx.IPLimiter
+	limits   limiters
 
 	shutdownOnce sync.Once
 	healthMu     sync.Mutex
-	healthBusy   bool // a supervisor liveness probe is still outstanding
+	healthProbe  *supervisorProbe // the outstanding supervisor liveness probe, if any
 }
 
 // New validates opts and builds the server. It reads MACRONODE_DEV_READY and
@@ -168,22 +183,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.loopback.Store(IsLoopbackAddr(cfg.HTTPAddr))
 
-	switch {
-	case opts.RateLimit < 0:
-		s.global = rate.NewLimiter(rate.Inf, 0)
-	default:
-		rps, burst := opts.RateLimit, opts.RateBurst
-		if rps == 0 {
-			rps = DefaultRateLimit
-		}
-		if burst <= 0 {
-			burst = DefaultRateBurst
-		}
-		s.global = rate.NewLimiter(rate.Limit(rps), burst)
-	}
-	if opts.PerIPRateLimit > 0 {
-		s.perIP = httpx.NewIPLimiter(opts.PerIPRateLimit, int(2*opts.PerIPRateLimit)+1)
-	}
+	s.limits = newLimiters(opts)
 
 	tlsCfg, err := adminTLS(cfg)
 	if err != nil {
@@ -204,19 +204,8 @@ func New(opts Options) (*Server, error) {
 	mmux.Handle("GET /metrics", m.handler)
 	s.mhandler = s.wrapWith(mmux, mmux)
 
-	readHeader := DefaultReadHeaderTimeout
-	if rt := cfg.ReadTimeout.D(); rt > 0 && rt < readHeader {
-		readHeader = rt
-	}
-	s.srv = &http.Server{
-		Handler:           s.handler,
-		ReadTimeout:       cfg.ReadTimeout.D(),
-		ReadHeaderTimeout: readHeader,
-		WriteTimeout:      cfg.WriteTimeout.D(),
-		IdleTimeout:       cfg.IdleTimeout.D(),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	s.srv = s.httpServer(cfg, s.handler, "http")
+	s.msrv = s.httpServer(cfg, s.mhandler, "metrics_http")
 
 	switch {
 	case cfg.AdminToken != "":
@@ -239,12 +228,30 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // MetricsHandler serves only GET /metrics (with the same middleware minus
-// auth), for the daemon to mount on its own metrics_addr listener.
+// auth). ServeMetrics serves it on a listener of its own.
 func (s *Server) MetricsHandler() http.Handler { return s.mhandler }
 
+// httpServer builds an http.Server with the admin plane's timeouts and limits.
+func (s *Server) httpServer(cfg *config.Config, h http.Handler, logName string) *http.Server {
+	readHeader := DefaultReadHeaderTimeout
+	if rt := cfg.ReadTimeout.D(); rt > 0 && rt < readHeader {
+		readHeader = rt
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadTimeout:       cfg.ReadTimeout.D(),
+		ReadHeaderTimeout: readHeader,
+		WriteTimeout:      cfg.WriteTimeout.D(),
+		IdleTimeout:       cfg.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          s.log.Named(logName).StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+}
+
 // Serve serves the admin plane on ln (TLS when admin_tls is configured) and
-// marks the listener bound for readiness. It returns http.ErrServerClosed
-// after Shutdown.
+// marks the listener bound for readiness. It logs the one "admin plane
+// listening" line (bound address, TLS, client certificates, POST auth
+// mode). It returns http.ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		// The real bind decides, whatever the configured address said.
@@ -254,12 +261,47 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	s.bound.Store(true)
-	s.log.Info("admin plane listening", "addr", ln.Addr().String(), "tls", s.tls != nil)
-	err := s.srv.Serve(ln)
+	s.log.Info("admin plane listening", "addr", ln.Addr().String(), "tls", s.tls != nil,
+		"client_cert", s.clientCertRequired(), "auth", s.authMode())
+	return serveOn(s.srv, ln, "serve")
+}
+
+// ServeMetrics serves GET /metrics alone on ln (the metrics_addr listener),
+// with the admin plane's timeouts and TLS settings. Shutdown closes it too.
+// It returns http.ErrServerClosed after Shutdown.
+func (s *Server) ServeMetrics(ln net.Listener) error {
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.log.Info("metrics listening", "addr", ln.Addr().String(), "tls", s.tls != nil, "client_cert", s.clientCertRequired())
+	return serveOn(s.msrv, ln, "serve metrics")
+}
+
+func serveOn(srv *http.Server, ln net.Listener, what string) error {
+	err := srv.Serve(ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin: serve %s: %w", ln.Addr(), err)
+		return fmt.Errorf("admin: %s %s: %w", what, ln.Addr(), err)
 	}
 	return err
+}
+
+func (s *Server) clientCertRequired() bool {
+	return s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert
+}
+
+// authMode names how POST routes are guarded right now: "token", or with no
+// admin_token "open-loopback", "open-insecure" or "refused".
+func (s *Server) authMode() string {
+	switch cfg := s.config(); {
+	case cfg != nil && cfg.AdminToken != "":
+		return "token"
+	case s.loopback.Load():
+		return "open-loopback"
+	case s.insecure:
+		return "open-insecure"
+	default:
+		return "refused"
+	}
 }
 
 // SetDraining turns readiness 503 from now on: shutdown has started.
@@ -269,16 +311,19 @@ func (s *Server) SetDraining() {
 	}
 }
 
-// Shutdown marks the plane draining and closes the HTTP server gracefully,
-// waiting for in-flight requests until ctx ends.
+// Shutdown marks the plane draining and closes the admin and metrics
+// listeners gracefully, waiting for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetDraining()
-	err := s.srv.Shutdown(ctx)
-	s.children.close()
-	if err != nil {
-		return fmt.Errorf("admin: shutdown: %w", err)
+	var errs []error
+	if err := s.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin: shutdown: %w", err))
 	}
-	return nil
+	if err := s.msrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin: shutdown metrics listener: %w", err))
+	}
+	s.children.close()
+	return errors.Join(errs...)
 }
 
 // Ready reports the truthful readiness of the node (the /readyz rule without
@@ -330,19 +375,5 @@ func (s *Server) timeout(next http.Handler) http.Handler {
 			d = cfg.WriteTimeout.D()
 		}
 		httpx.Timeout(d, next).ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) rateLimit(next http.Handler) http.Handler {
-	if s.perIP != nil {
-		next = s.perIP.Middleware(next)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.global.Allow() {
-			w.Header().Set("Retry-After", "1")
-			httpx.Error(w, http.StatusTooManyRequests, "", "admin plane rate limit exceeded")
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -60,13 +61,22 @@ func (s *Server) requireAuth(next http.Handler) http.Handler {
 			httpx.Error(w, http.StatusUnauthorized, "", "missing bearer token: send Authorization: Bearer <admin_token>")
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		if !tokenEqual(got, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="macronode", error="invalid_token"`)
 			httpx.Error(w, http.StatusUnauthorized, "", "invalid bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokenEqual compares a presented token with the configured one in constant
+// time. It compares SHA-256 digests, which always have the same length:
+// subtle.ConstantTimeCompare returns at once on a length mismatch, which
+// would leak the token's length through timing.
+func tokenEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 // bearer extracts the credentials of an `Authorization: Bearer x` header;

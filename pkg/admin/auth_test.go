@@ -2,9 +2,11 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -225,5 +227,91 @@ func TestServerTimeoutsFromConfig(t *testing.T) {
 	cfg.ReadTimeout = config.Duration(time.Minute)
 	if s, _ = New(Options{Config: func() *config.Config { return cfg }}); s.srv.ReadHeaderTimeout != DefaultReadHeaderTimeout {
 		t.Errorf("ReadHeaderTimeout = %v", s.srv.ReadHeaderTimeout)
+	}
+}
+
+// tokenEqual compares fixed-length digests: same answers as a plain
+// comparison, whatever the lengths.
+func TestTokenEqual(t *testing.T) {
+	tests := []struct {
+		got, want string
+		ok        bool
+	}{
+		{"s3cret-token", "s3cret-token", true},
+		{"s3cret-tokeN", "s3cret-token", false},
+		{"s3cret", "s3cret-token", false},
+		{"s3cret-token-and-more", "s3cret-token", false},
+		{"", "s3cret-token", false},
+		{"s3cret-token", "", false},
+		{"", "", true},
+	}
+	for _, tc := range tests {
+		if got := tokenEqual(tc.got, tc.want); got != tc.ok {
+			t.Errorf("tokenEqual(%q, %q) = %v", tc.got, tc.want, got)
+		}
+	}
+}
+
+// lockedBuffer is an io.Writer safe for a logger and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Serve logs one "admin plane listening" line with the bound address and
+// whether TLS and auth are on.
+func TestListeningLogLine(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t)
+	tests := []struct {
+		name  string
+		token string
+		tls   bool
+		auth  string
+	}{
+		{"token, plain", "t", false, "token"},
+		{"no token, loopback, tls", "", true, "open-loopback"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf lockedBuffer
+			log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info, JSONFormat: true})
+			cfg := testConfig()
+			cfg.AdminToken = tc.token
+			if tc.tls {
+				cfg.AdminTLS = config.TLS{Cert: certFile, Key: keyFile}
+			}
+			n := start(t, Options{Config: func() *config.Config { return cfg }, Logger: log})
+			addr := strings.TrimPrefix(n.url, "http://")
+			var lines []map[string]any
+			eventually(t, 5*time.Second, func() bool {
+				lines = lines[:0]
+				for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+					var m map[string]any
+					if json.Unmarshal([]byte(l), &m) == nil && m["@message"] == "admin plane listening" {
+						lines = append(lines, m)
+					}
+				}
+				return len(lines) > 0
+			})
+			if len(lines) != 1 {
+				t.Fatalf("%d listening lines: %s", len(lines), buf.String())
+			}
+			l := lines[0]
+			if l["addr"] != addr || l["tls"] != tc.tls || l["auth"] != tc.auth || l["client_cert"] != false {
+				t.Errorf("listening line = %v, want addr %s tls %v auth %s", l, addr, tc.tls, tc.auth)
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		}, []string{"route"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "macronode_config_reloads_total",
-			Help: "Configuration reloads requested over the admin API, by result.",
+			Help: "Configuration reloads (admin API or SIGHUP, through Server.Reload), by result.",
 		}, []string{"result"}),
 	}
 	m.reloads.WithLabelValues("success")

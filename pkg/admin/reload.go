@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 
 	"github.com/macronode/macronode/pkg/config"
@@ -13,6 +15,9 @@ import (
 // unknown key): the Reload func wraps it (fmt.Errorf("%w: %w",
 // admin.ErrInvalidConfig, err)) to get a 422 instead of a 500.
 var ErrInvalidConfig = errors.New("invalid configuration")
+
+// ErrReloadUnavailable is returned by Server.Reload when Options.Reload is nil.
+var ErrReloadUnavailable = errors.New("reload is not available on this node")
 
 // ReloadError is the 422 body of POST /api/v1/reload.
 type ReloadError struct {
@@ -28,12 +33,50 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// Reload re-reads the configuration through Options.Reload, counts the
+// outcome in macronode_config_reloads_total{result="success"|"failure"} and
+// logs it. POST /api/v1/reload calls it, and the daemon must call it (not
+// Options.Reload directly) on SIGHUP so that every reload is counted. The
+// lists of a successful result are never nil. Without Options.Reload it
+// returns ErrReloadUnavailable and counts nothing.
+func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
+	if s.opts.Reload == nil {
+		return ReloadResult{}, ErrReloadUnavailable
+	}
+	res, err := s.opts.Reload(ctx)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		s.log.Warn("config reload failed; the old config stays in force", "error", err)
+		return res, err
+	}
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.log.Info("config reloaded", "changed", res.Changed, "applied", res.Applied, "restart_required", res.RestartRequired)
+	for _, p := range []*[]string{&res.Changed, &res.Applied, &res.RestartRequired} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+	return res, nil
+}
+
+func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Reload(r.Context())
+	if err != nil {
+		writeReloadError(w, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, ReloadResponse{Status: "reloaded", ReloadResult: res})
+}
+
 // writeReloadError answers a failed reload: 422 naming every field error of a
-// *config.ValidationError (or carrying the message of an ErrInvalidConfig),
-// 500 for anything else. The old config stays in force either way.
+// *config.ValidationError, or one entry (source "file") carrying the message
+// of an ErrInvalidConfig; 503 when reload is not wired; 500 for anything
+// else. The old config stays in force either way.
 func writeReloadError(w http.ResponseWriter, err error) {
 	var ve *config.ValidationError
 	switch {
+	case errors.Is(err, ErrReloadUnavailable):
+		httpx.Error(w, http.StatusServiceUnavailable, "", err.Error())
 	case errors.As(err, &ve):
 		body := ReloadError{
 			Error:  "config is invalid; the old config stays in force",
@@ -45,10 +88,16 @@ func writeReloadError(w http.ResponseWriter, err error) {
 		}
 		httpx.JSON(w, http.StatusUnprocessableEntity, body)
 	case errors.Is(err, ErrInvalidConfig):
+		// A file that does not parse names no field; the path is known
+		// when the file could not be read at all.
+		var field string
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			field = pe.Path
+		}
 		httpx.JSON(w, http.StatusUnprocessableEntity, ReloadError{
 			Error:  "reload: " + err.Error() + "; the old config stays in force",
 			Code:   "invalid",
-			Errors: []FieldError{},
+			Errors: []FieldError{{Field: field, Source: "file", Message: err.Error()}},
 		})
 	default:
 		httpx.Error(w, http.StatusInternalServerError, "", "reload: "+err.Error())

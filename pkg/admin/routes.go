@@ -128,29 +128,41 @@ func (s *Server) checkClock(now time.Time) string {
 	return "ok"
 }
 
+// supervisorProbeTimeout is how long Snapshot may take before the
+// supervisor counts as unresponsive.
+const supervisorProbeTimeout = 2 * time.Second
+
+// supervisorProbe is one outstanding Snapshot call that concurrent /healthz
+// requests share: a flood of probes starts one goroutine, not one each, and
+// none of them reads another's probe as a failure.
+type supervisorProbe struct {
+	done     chan struct{}
+	deadline time.Time
+}
+
 func (s *Server) checkSupervisor(ctx context.Context) string {
 	if s.opts.Services == nil {
 		return "ok"
 	}
 	s.healthMu.Lock()
-	if s.healthBusy {
-		s.healthMu.Unlock()
-		return "unresponsive"
+	p := s.healthProbe
+	if p == nil {
+		p = &supervisorProbe{done: make(chan struct{}), deadline: time.Now().Add(supervisorProbeTimeout)}
+		s.healthProbe = p
+		go func() {
+			_ = s.opts.Services.Snapshot()
+			s.healthMu.Lock()
+			s.healthProbe = nil
+			s.healthMu.Unlock()
+			close(p.done)
+		}()
 	}
-	s.healthBusy = true
 	s.healthMu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.opts.Services.Snapshot()
-		s.healthMu.Lock()
-		s.healthBusy = false
-		s.healthMu.Unlock()
-	}()
-	t := time.NewTimer(2 * time.Second)
+	// A probe still outstanding past its deadline answers at once.
+	t := time.NewTimer(time.Until(p.deadline))
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-p.done:
 		return "ok"
 	case <-t.C:
 		return "unresponsive"
@@ -205,28 +217,6 @@ func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
 	// Outside the handler: the drain ends by shutting this server down,
 	// which waits for this very handler to return.
 	s.shutdownOnce.Do(func() { go s.opts.Shutdown() })
-}
-
-func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Reload == nil {
-		httpx.Error(w, http.StatusServiceUnavailable, "", "reload is not available on this node")
-		return
-	}
-	res, err := s.opts.Reload(r.Context())
-	if err != nil {
-		s.metrics.reloads.WithLabelValues("failure").Inc()
-		s.log.Warn("config reload failed; the old config stays in force", "error", err)
-		writeReloadError(w, err)
-		return
-	}
-	s.metrics.reloads.WithLabelValues("success").Inc()
-	s.log.Info("config reloaded", "changed", res.Changed, "applied", res.Applied, "restart_required", res.RestartRequired)
-	for _, p := range []*[]string{&res.Changed, &res.Applied, &res.RestartRequired} {
-		if *p == nil {
-			*p = []string{}
-		}
-	}
-	httpx.JSON(w, http.StatusOK, ReloadResponse{Status: "reloaded", ReloadResult: res})
 }
 
 func (s *Server) handleAction(action string) http.Handler {
