@@ -190,6 +190,7 @@ func (s *Supervisor) serveConn(c *net.UnixConn) {
 	if !svc.post(event{p: p, kind: evHello}, s.closed) {
 		return
 	}
+	s.deliverReload(svc, p) // a restarted child gets the latest reload too
 	for {
 		m, err := dec.Next()
 		if err != nil {

@@ -43,8 +43,10 @@ import (
 //	                  once the parent closes the connection
 //
 // Other knobs: MN_FAKE_HB (heartbeat interval), MN_FAKE_RECORD (file to
-// append "start|ready|stop <service>" lines to), MN_FAKE_FILE (health is
-// false while it exists, in good mode), MN_FAKE_LONGLINE=1 (print a 100 KiB line).
+// append "start|ready|stop <service>" lines to, and "reload pid=<pid>
+// <config> <service>" for each reload message), MN_FAKE_FILE (health is
+// false while it exists, in good mode), MN_FAKE_LONGLINE=1 (print a 100 KiB
+// line), MN_FAKE_PRINTENV=K1,K2 (print "env K=<value>" or "env K unset").
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("MN_FAKE_CHILD"); mode != "" {
 		os.Exit(fakeChild(mode))
@@ -83,6 +85,15 @@ func fakeChild(mode string) int {
 		return fakeParent()
 	}
 	record("start")
+	if keys := os.Getenv("MN_FAKE_PRINTENV"); keys != "" {
+		for _, k := range strings.Split(keys, ",") {
+			if v, ok := os.LookupEnv(k); ok {
+				fmt.Printf("env %s=%s\n", k, v)
+			} else {
+				fmt.Printf("env %s unset\n", k)
+			}
+		}
+	}
 	switch mode {
 	case "crash":
 		fmt.Println("crashing now")
@@ -200,6 +211,9 @@ func fakeChild(mode string) int {
 			}
 			_ = enc.Send(control.Heartbeat())
 		case m := <-msgs:
+			if m.Type == control.TypeReload {
+				record(fmt.Sprintf("reload pid=%d %s", os.Getpid(), m.Config))
+			}
 			if m.Type == control.TypeShutdown && mode != "ignore-sigterm" {
 				record("stop")
 				_ = enc.Send(control.Goodbye("shutdown requested"))

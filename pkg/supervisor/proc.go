@@ -247,8 +247,22 @@ func (p *proc) attach(c net.Conn) bool {
 		return false
 	}
 	p.conn = c
-	p.enc = control.NewEncoder(c)
+	p.enc = control.NewEncoder(deadlineWriter{c})
 	return true
+}
+
+// sendTimeout bounds one control write to a child.
+const sendTimeout = time.Second
+
+// deadlineWriter gives every control write its own deadline. The Encoder
+// serialises writes, so concurrent senders never mix their deadlines.
+type deadlineWriter struct{ conn net.Conn }
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	if err := w.conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
+		return 0, err
+	}
+	return w.conn.Write(b)
 }
 
 // detach forgets c if it is the bound connection.
@@ -260,15 +274,15 @@ func (p *proc) detach(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// send writes m on the control connection, if any, with a short deadline.
+// send writes m on the control connection, if any, with a short deadline
+// (sendTimeout), holding no lock of ours.
 func (p *proc) send(m control.Message) error {
 	p.mu.Lock()
-	c, enc := p.conn, p.enc
+	enc := p.enc
 	p.mu.Unlock()
-	if c == nil {
+	if enc == nil {
 		return nil
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	return enc.Send(m)
 }
 

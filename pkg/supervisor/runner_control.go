@@ -31,19 +31,16 @@ func (r *runner) command(c command) {
 			st.NextRestart, st.BackoffDelay = time.Time{}, 0
 		})
 	case cmdStart:
+		// An operator start is a fresh start, whatever came before (a Stop
+		// overwrites the failed state, not the tracker's breaker).
 		r.want, r.waitDeps = true, false
 		v.setOpStopped(false)
+		r.tr.reset()
 		if r.p != nil {
 			if r.stopping && r.respawn == 0 {
 				r.respawn = spawnStart
 			}
 			return
-		}
-		v.mu.Lock()
-		failed := v.st.State == StateFailed
-		v.mu.Unlock()
-		if failed {
-			r.tr.reset()
 		}
 		r.spawn(spawnStart)
 	case cmdRestart:

@@ -163,16 +163,30 @@ func (v *service) readyNow() bool {
 	return v.st.State == StateRunning && v.st.Ready
 }
 
+// parentOnlyEnv are variables addressed to the parent process itself: the
+// systemd notify socket and watchdog belong to the parent (a child sending
+// READY=1 or WATCHDOG=1 there would speak for the whole node).
+var parentOnlyEnv = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+
+// inheritable reports whether the parent's KEY=VALUE may pass to a child.
+func inheritable(kv string) bool {
+	if strings.HasPrefix(kv, "MACRONODE_CONTROL_") || strings.HasPrefix(kv, control.EnvService+"=") {
+		return false // stale control variables: set below, per spawn
+	}
+	key, _, _ := strings.Cut(kv, "=")
+	return !slices.Contains(parentOnlyEnv, key)
+}
+
 // env is the child's environment: the parent's (minus stale control
-// variables), then Spec.Env, then the control-channel variables.
+// variables and parentOnlyEnv), then Spec.Env, then the control-channel
+// variables.
 func (v *service) env(token string) []string {
 	parent := os.Environ()
 	env := make([]string, 0, len(parent)+len(v.spec.Env)+3)
 	for _, kv := range parent {
-		if strings.HasPrefix(kv, "MACRONODE_CONTROL_") || strings.HasPrefix(kv, control.EnvService+"=") {
-			continue
+		if inheritable(kv) {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	env = append(env, v.spec.Env...)
 	return append(env,

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,13 +26,23 @@ const (
 )
 
 // ErrShuttingDown is returned by Restart, Stop and Start once the supervisor
-// has begun its final shutdown.
+// has begun its final shutdown (or was closed without running).
 var ErrShuttingDown = errors.New("supervisor is shutting down")
+
+// ErrClosed is returned by Run on a supervisor that was closed (Close).
+var ErrClosed = errors.New("supervisor is closed")
+
+// Lifecycle of a Supervisor: New, then either Run (once) or Close.
+const (
+	lifeNew int32 = iota
+	lifeRunning
+	lifeClosed
+)
 
 // Options configures a Supervisor.
 type Options struct {
 	RunDir   string       // directory for control.sock; created 0700 if missing
-	Logger   hclog.Logger // root; child lines go to Logger.Named(service)
+	Logger   hclog.Logger // used as is (name it, e.g. Named("supervisor")); child lines go to Logger.Named(service)
 	LogLines int          // ring buffer lines per service; default 1000
 	Specs    []Spec       // start order derived from DependsOn (ties in slice order)
 	OnChange func()       // called without locks after state changes; may be nil
@@ -47,9 +58,9 @@ type Supervisor struct {
 	sockPath string
 	metrics  *metrics
 
-	running  atomic.Bool
+	life     atomic.Int32 // lifeNew, lifeRunning, lifeClosed
 	shutting atomic.Bool
-	closed   chan struct{} // closed once every service goroutine has returned
+	closed   chan struct{} // closed once no service goroutine runs (end of Run, or release)
 	bg       sync.WaitGroup
 	pending  chan struct{} // connections awaiting hello
 
@@ -62,6 +73,10 @@ type Supervisor struct {
 	changed chan struct{} // closed and replaced on every state change
 	kick    chan struct{} // wakes the OnChange notifier
 
+	reloadMu  sync.Mutex
+	reloadGen uint64          // 0: no reload yet
+	reloadCfg json.RawMessage // the latest Reload payload
+
 	// Set by tests before Run.
 	testHookSpawn     func(name string, pid int) // after a child started
 	testHookAfterExec func(name string)          // after exec, before the pid is recorded
@@ -70,8 +85,8 @@ type Supervisor struct {
 
 // New validates the specs, orders them by DependsOn and binds the control
 // socket (0600) in RunDir. Call Run to start the children; a caller that
-// gives up before running them calls Run with a cancelled context, which
-// releases the socket and returns at once.
+// gives up before running them calls Close (or Run with a cancelled
+// context), which releases the socket without starting anything.
 func New(opts Options) (*Supervisor, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -96,7 +111,7 @@ func New(opts Options) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		opts:    opts,
-		log:     opts.Logger.Named("supervisor"),
+		log:     opts.Logger,
 		byName:  make(map[string]*service, len(specs)),
 		metrics: newMetrics(),
 		closed:  make(chan struct{}),
@@ -225,12 +240,24 @@ func startOrder(specs []Spec) ([]int, error) {
 
 // Run starts the children in dependency order (before its first start each
 // waits until its dependencies are running and ready, failed, stopped by the
-// operator, or past their StartTimeout; see deps.go) and supervises them. When ctx is done it stops them in reverse start order, one after
-// another, reaps them all, closes and removes the control socket and
-// returns nil. It returns only when every child is reaped.
+// operator, or past their StartTimeout; see deps.go) and supervises them.
+// When ctx is done it stops them in reverse start order, one after another,
+// reaps them all, closes and removes the control socket and returns nil. It
+// returns only when every child is reaped.
+//
+// If ctx is already done, Run starts nothing: it releases the socket and
+// returns nil. Run may be called once, and not after Close (ErrClosed).
 func (s *Supervisor) Run(ctx context.Context) error {
-	if !s.running.CompareAndSwap(false, true) {
+	if !s.life.CompareAndSwap(lifeNew, lifeRunning) {
+		if s.life.Load() == lifeClosed {
+			return fmt.Errorf("supervisor: run: %w", ErrClosed)
+		}
 		return errors.New("supervisor: Run called twice")
+	}
+	if ctx.Err() != nil {
+		s.log.Info("not starting any service: the node is already stopping", "cause", context.Cause(ctx).Error())
+		s.release()
+		return nil
 	}
 	stopNotifier := make(chan struct{})
 	s.bg.Add(2)
@@ -273,11 +300,34 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	pumps.Wait()
 	close(stopNotifier)
 	s.bg.Wait()
+	s.removeSocket()
+	s.log.Info("all services stopped")
+	return nil
+}
+
+// Close releases the control socket of a supervisor that was never Run:
+// it closes and removes the socket, starts nothing, and makes a later Run
+// fail with ErrClosed. It is idempotent. Once Run has been called, Close
+// does nothing: Run releases the socket itself when its context ends.
+func (s *Supervisor) Close() error {
+	if s.life.CompareAndSwap(lifeNew, lifeClosed) {
+		s.release()
+	}
+	return nil
+}
+
+// release frees what New acquired, for a supervisor that never supervised.
+func (s *Supervisor) release() {
+	s.shutting.Store(true)
+	close(s.closed)
+	_ = s.ln.Close()
+	s.removeSocket()
+}
+
+func (s *Supervisor) removeSocket() {
 	if err := os.Remove(s.sockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("remove control socket", "error", err)
 	}
-	s.log.Info("all services stopped")
-	return nil
 }
 
 func (s *Supervisor) names(reverse bool) []string {
@@ -385,7 +435,8 @@ func (s *Supervisor) Restart(name string) error { return s.command(name, cmdRest
 // Stop stops the service gracefully; it stays stopped until Start or Restart.
 func (s *Supervisor) Stop(name string) error { return s.command(name, cmdStop) }
 
-// Start starts a stopped, backing-off or failed service.
+// Start starts a stopped, backing-off or failed service. Like Restart, it
+// resets the backoff and the crash window and closes an open breaker.
 func (s *Supervisor) Start(name string) error { return s.command(name, cmdStart) }
 
 // Logs returns the service's last n lines, oldest first (n <= 0: all kept).

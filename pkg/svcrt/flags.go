@@ -66,7 +66,7 @@ func parseFlags(p Plane, args []string, stderr io.Writer, getenv func(string) st
 	fs.BoolVar(&o.amnesia, "amnesia", amnesiaDefault,
 		"keep everything in RAM and write nothing under --data-dir (also "+EnvAmnesia+"=1)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
-		"`grace` for in-flight requests to finish on SIGTERM or a parent shutdown before connections are cut")
+		"`grace` from SIGTERM or a parent shutdown to exit: in-flight requests get most of it, the rest (up to 3s) is kept for closing the stores")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if p.Flags != nil {
 		p.Flags(fs)
@@ -147,8 +147,9 @@ func printUsage(w io.Writer, p Plane, fs *flag.FlagSet) {
 		"  standalone  the default: serve until SIGTERM/SIGINT, then drain and exit 0.\n"+
 		"  supervised  when %s is set (the macronode parent sets it):\n"+
 		"              connect to that Unix socket, say hello with %s,\n"+
-		"              report ready with the bound address, heartbeat every %s and obey\n"+
-		"              shutdown. If the parent's connection drops, drain and exit 1.\n",
+		"              report ready with the bound address, heartbeat every %s, obey\n"+
+		"              shutdown and apply reload {\"log_level\": ...} live. If the\n"+
+		"              parent's connection drops, drain and exit 1.\n",
 		control.EnvSocket, control.EnvToken, control.HeartbeatInterval)
 	fmt.Fprintf(&b, "\nEnvironment:\n"+
 		"  %s  control socket path (selects supervised mode)\n"+

@@ -23,6 +23,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as a plane process (see shutdown_test.go).
+	if mode := os.Getenv(envTestChild); mode != "" {
+		os.Exit(testChildMain(mode))
+	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		if binDir != "" {
 			_ = os.RemoveAll(binDir)

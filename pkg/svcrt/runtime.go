@@ -18,8 +18,9 @@ const (
 	// readyPoll is how often the runtime re-checks Service.Ready to announce
 	// readiness and report health changes.
 	readyPoll = 250 * time.Millisecond
-	// handlerExitGrace bounds the wait for handlers after connections were
-	// cut (their request contexts are cancelled, so they should return at once).
+	// handlerExitGrace caps the wait for handlers after connections were
+	// cut (their request contexts are cancelled, so they should return at
+	// once); the shutdown budget may allow less (shutdown.go).
 	handlerExitGrace = 2 * time.Second
 	// lostControlGrace caps the drain after the parent's connection drops:
 	// the parent is gone or has given up on us, so exit quickly.
@@ -59,7 +60,7 @@ func (r *runtime) run(ctx context.Context) error {
 			}
 			service = s
 		}
-		c, err := dialControl(ctx, sock, service, r.getenv(control.EnvToken), r.log)
+		c, err := dialControl(ctx, sock, service, r.getenv(control.EnvToken), r.log, r.reload)
 		if err != nil {
 			return fmt.Errorf("supervised mode (%s is set): %w", control.EnvSocket, err)
 		}
@@ -104,6 +105,9 @@ func (r *runtime) run(ctx context.Context) error {
 	}()
 
 	cause := r.wait(ctx, ctl, serveErr)
+	// The grace covers everything from here to exit; the parent kills us
+	// when it ends, so the stores must be closed before that (shutdown.go).
+	budget := newShutdownBudget(time.Now(), cause.grace)
 
 	// Drain: readiness first, then in-flight requests, then the stores.
 	r.draining.Store(true)
@@ -121,13 +125,14 @@ func (r *runtime) run(ctx context.Context) error {
 	if d, ok := svc.(Drainer); ok {
 		d.Drain()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cause.grace)
+	drain := budget.drain(time.Now())
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	if err := srv.Shutdown(sctx); err != nil {
-		r.log.Warn("drain grace expired; closing remaining connections", "grace", cause.grace.String(), "error", err)
+		r.log.Warn("drain grace expired; closing remaining connections", "grace", drain.String(), "error", err)
 		_ = srv.Close()
 	}
 	cancel()
-	hctx, hcancel := context.WithTimeout(context.Background(), handlerExitGrace)
+	hctx, hcancel := context.WithTimeout(context.Background(), budget.handlerWait())
 	if n := r.active.wait(hctx); n > 0 {
 		r.log.Warn("closing the plane while handlers still run; they ignored their request context", "handlers", n)
 	}
@@ -137,7 +142,7 @@ func (r *runtime) run(ctx context.Context) error {
 			runErr = errors.Join(runErr, fmt.Errorf("serve http on %s: %w", addr, err))
 		}
 	}
-	if err := svc.Close(); err != nil {
+	if err := r.closePlane(svc, budget); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close %s plane: %w", name, err))
 	}
 	if ctl != nil && cause.orderly {

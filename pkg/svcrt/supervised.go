@@ -28,9 +28,10 @@ const (
 // controlClient is the child's end of the control channel. One goroutine
 // reads parent messages, one sends heartbeats; Close stops both.
 type controlClient struct {
-	conn net.Conn
-	enc  *control.Encoder
-	log  hclog.Logger
+	conn     net.Conn
+	enc      *control.Encoder
+	log      hclog.Logger
+	onReload func(cfg []byte) // called from the read loop; must not block long
 
 	shutdown chan control.Message // the first shutdown request (buffered)
 	lost     chan struct{}        // closed when the connection fails
@@ -44,8 +45,8 @@ type controlClient struct {
 }
 
 // dialControl connects to the parent at path, says hello and starts the read
-// and heartbeat loops.
-func dialControl(ctx context.Context, path, service, token string, log hclog.Logger) (*controlClient, error) {
+// and heartbeat loops. onReload (may be nil) receives each reload payload.
+func dialControl(ctx context.Context, path, service, token string, log hclog.Logger, onReload func([]byte)) (*controlClient, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -55,6 +56,7 @@ func dialControl(ctx context.Context, path, service, token string, log hclog.Log
 		conn:     conn,
 		enc:      control.NewEncoder(deadlineWriter{conn}),
 		log:      log,
+		onReload: onReload,
 		shutdown: make(chan control.Message, 1),
 		lost:     make(chan struct{}),
 		stop:     make(chan struct{}),
@@ -136,8 +138,9 @@ func (c *controlClient) readLoop() {
 		case control.TypePing:
 			_ = c.send(control.Heartbeat())
 		case control.TypeReload:
-			c.log.Info("reload requested by parent; plane configuration is applied at start, nothing to change",
-				"config_bytes", len(m.Config))
+			if c.onReload != nil {
+				c.onReload(m.Config)
+			}
 		default:
 			c.log.Warn("ignoring unexpected control message from parent", "type", string(m.Type))
 		}

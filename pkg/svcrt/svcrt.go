@@ -9,8 +9,10 @@
 // per-route metrics, the /healthz, /readyz and /metrics endpoints, graceful
 // draining on SIGTERM/SIGINT, and — when MACRONODE_CONTROL_SOCKET is set — the
 // supervised mode that speaks pkg/control to the parent: hello, ready with the
-// real bound address, heartbeats, health changes, shutdown with a deadline, and
-// exit when the control connection is lost (the guard beside Pdeathsig).
+// real bound address, heartbeats, health changes, shutdown with a deadline
+// (the drain keeps a reserve of it for closing the stores, so they are closed
+// before the parent's SIGKILL), reload (the log level, live), and exit when
+// the control connection is lost (the guard beside Pdeathsig).
 package svcrt
 
 import (
