@@ -4,10 +4,12 @@
 // reloads) and speaks the systemd notify protocol.
 //
 // The actors are: the admin HTTP server, the supervisor (which owns every
-// child), the signal handler and the systemd notifier. Shutdown order is
-// explicit: readiness turns 503, systemd hears STOPPING=1, the supervisor
-// stops the children in reverse dependency order and reaps them all, and
-// the admin plane closes last.
+// child), the signal handler and the systemd notifier. Start-up order is
+// explicit: the admin listener is bound first (a busy port fails before any
+// child is spawned), then the supervisor starts the children in dependency
+// order. Shutdown order is explicit too: readiness turns 503, systemd hears
+// STOPPING=1, the supervisor stops the children in reverse dependency order
+// and reaps them all, and the admin plane closes last.
 package node
 
 import (
@@ -59,8 +61,29 @@ func Run(ctx context.Context, opts Options) error {
 		log = hclog.NewNullLogger()
 	}
 	cfg := opts.Config
-	n := &node{log: log, opts: opts, started: time.Now()}
+	n := &node{log: log, opts: opts, started: time.Now(), changes: make(chan struct{}, 1)}
 	n.cfg.Store(cfg)
+
+	// Signals are ours from the first moment to the last: a SIGTERM during
+	// start-up or during the final close must drain, not kill the parent.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	// Bind the admin plane before anything else, so that a second node
+	// started by mistake fails here and spawns nothing.
+	ln, err := listen(cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = listen(cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		defer mln.Close()
+	}
 
 	runDir, cleanupRunDir, err := prepareRunDir(cfg.RunDir)
 	if err != nil {
@@ -80,19 +103,9 @@ func Run(ctx context.Context, opts Options) error {
 		OnChange: n.changed,
 	})
 	if err != nil {
-		return fmt.Errorf("supervisor: %w", err)
+		return err
 	}
 	n.sup = sup
-	// A supervisor that never runs still holds its socket: Run it with a
-	// cancelled context on every early return below.
-	started := false
-	defer func() {
-		if !started {
-			c, cancel := context.WithCancel(context.Background())
-			cancel()
-			_ = sup.Run(c)
-		}
-	}()
 
 	// stop is the one way to begin the drain, whatever asked for it.
 	runCtx, stop := context.WithCancel(ctx)
@@ -109,46 +122,27 @@ func Run(ctx context.Context, opts Options) error {
 		Started:    n.started,
 	})
 	if err != nil {
-		return fmt.Errorf("admin plane: %w", err)
+		return errors.Join(fmt.Errorf("admin plane: %w", err), sup.Close())
 	}
 	n.admin = srv
-
-	ln, err := listen(cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	var mln net.Listener
-	if cfg.MetricsAddr != "" {
-		if mln, err = listen(cfg.MetricsAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-	}
-	log.Info("admin plane listening", "addr", ln.Addr().String(), "run_dir", runDir, "data_dir", cfg.DataDir,
-		"services", cfg.Enabled())
+	log.Info("starting node", "run_dir", runDir, "data_dir", cfg.DataDir, "services", cfg.Enabled())
 
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- fmt.Errorf("admin plane: %w", err)
-		}
-	}()
-	var msrv *http.Server
-	if mln != nil {
-		msrv = &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: admin.DefaultReadHeaderTimeout}
+	serve := func(what string, f func(net.Listener) error, l net.Listener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- fmt.Errorf("metrics listener: %w", err)
+			if err := f(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("%s: %w", what, err)
 			}
 		}()
 	}
+	serve("admin plane", srv.Serve, ln)
+	if mln != nil {
+		serve("metrics listener", srv.ServeMetrics, mln)
+	}
 
-	started = true
 	supErr := make(chan error, 1)
 	supDone := make(chan struct{})
 	go func() {
@@ -157,7 +151,7 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 
 	forced := make(chan struct{})
-	sigDone := n.handleSignals(runCtx, supDone, forced)
+	sigDone := n.handleSignals(runCtx, sigs, supDone, forced)
 	notifyDone := n.notifier(runCtx)
 
 	var runErr error
@@ -173,6 +167,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	// Ordered drain: not ready first, then the children, then the admin plane.
 	log.Info("shutting down", "grace_per_child", cfg.ShutdownTimeout.D().String())
+	n.draining.Store(true)
 	srv.SetDraining()
 	n.notify("STOPPING=1\nSTATUS=stopping services")
 	stop()
@@ -192,11 +187,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := srv.Shutdown(closeCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close admin plane: %w", err))
 	}
-	if msrv != nil {
-		if err := msrv.Shutdown(closeCtx); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("close metrics listener: %w", err))
-		}
-	}
 	wg.Wait()
 	if runErr == nil {
 		log.Info("stopped cleanly")
@@ -213,9 +203,10 @@ type node struct {
 	admin   *admin.Server
 	stop    context.CancelFunc
 
-	reloadMu sync.Mutex // one reload at a time
-	changes  chan struct{}
-	once     sync.Once
+	reloadMu sync.Mutex    // one reload at a time
+	changes  chan struct{} // supervisor state changed (coalesced)
+	ready    atomic.Bool   // READY=1 has been sent to systemd
+	draining atomic.Bool   // shutdown has begun
 }
 
 func (n *node) config() *config.Config { return n.cfg.Load() }
@@ -253,13 +244,10 @@ func listen(addr string) (net.Listener, error) {
 // handleSignals: SIGTERM/SIGINT start the drain, a second SIGINT exits at
 // once (children die with us through Pdeathsig and their lost control
 // connection), SIGHUP reloads. The returned channel closes when it stops.
-func (n *node) handleSignals(ctx context.Context, supDone <-chan struct{}, forced chan<- struct{}) <-chan struct{} {
+func (n *node) handleSignals(ctx context.Context, sigs <-chan os.Signal, supDone <-chan struct{}, forced chan<- struct{}) <-chan struct{} {
 	done := make(chan struct{})
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		defer close(done)
-		defer signal.Stop(sigs)
 		draining := false
 		for {
 			var sig os.Signal
@@ -281,12 +269,13 @@ func (n *node) handleSignals(ctx context.Context, supDone <-chan struct{}, force
 			}
 			switch sig {
 			case syscall.SIGHUP:
-				n.log.Info("SIGHUP: reloading configuration")
-				if res, err := n.reload(context.Background()); err != nil {
-					n.log.Error("reload failed; old configuration stays in force", "error", err)
-				} else {
-					n.log.Info("reload done", "changed", res.Changed, "applied", res.Applied, "restart_required", res.RestartRequired)
+				if draining {
+					n.log.Info("SIGHUP while shutting down: ignored")
+					continue
 				}
+				n.log.Info("SIGHUP: reloading configuration")
+				// The admin plane logs and counts the outcome, as for POST /api/v1/reload.
+				_, _ = n.admin.Reload(context.Background())
 			case syscall.SIGINT:
 				if draining {
 					n.log.Warn("second interrupt: exiting now")

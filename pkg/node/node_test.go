@@ -129,3 +129,34 @@ func TestStatusLine(t *testing.T) {
 		}
 	}
 }
+
+func TestDiffSeesSecrets(t *testing.T) {
+	got, err := diff(load(t, "RON_ADMIN_TOKEN=one"), load(t, "RON_ADMIN_TOKEN=two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"admin_token"}) {
+		t.Fatalf("diff = %v, want [admin_token]", got)
+	}
+}
+
+func TestSettled(t *testing.T) {
+	ok := supervisor.Status{Name: "storage", State: supervisor.StateRunning, Ready: true, Critical: true}
+	cases := []struct {
+		name string
+		snap []supervisor.Status
+		want bool
+	}{
+		{"all running", []supervisor.Status{ok}, true},
+		{"critical failed counts as settled", []supervisor.Status{ok, {Name: "index", State: supervisor.StateFailed, Critical: true}}, true},
+		{"critical in backoff", []supervisor.Status{ok, {Name: "index", State: supervisor.StateBackoff, Critical: true}}, false},
+		{"critical starting", []supervisor.Status{{Name: "index", State: supervisor.StateStarting, Critical: true}}, false},
+		{"running but not ready", []supervisor.Status{{Name: "index", State: supervisor.StateRunning, Critical: true}}, false},
+		{"non-critical does not gate", []supervisor.Status{ok, {Name: "dht", State: supervisor.StateBackoff}}, true},
+	}
+	for _, c := range cases {
+		if got := settled(c.snap); got != c.want {
+			t.Errorf("%s: settled = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

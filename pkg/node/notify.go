@@ -13,7 +13,6 @@ import (
 // changed is the supervisor's OnChange hook: it must not block, so it only
 // nudges the notifier.
 func (n *node) changed() {
-	n.once.Do(func() { n.changes = make(chan struct{}, 1) })
 	select {
 	case n.changes <- struct{}{}:
 	default:
@@ -28,12 +27,11 @@ func (n *node) notify(state string) {
 	}
 }
 
-// notifier tells systemd READY=1 the first time the node is ready, keeps a
-// STATUS= line current, and pets the watchdog at half of WATCHDOG_USEC. The
-// watchdog is only petted while the supervisor answers, so a wedged parent
-// is restarted by systemd.
+// notifier tells systemd READY=1 once start-up has settled, keeps a STATUS=
+// line current, and pets the watchdog at half of WATCHDOG_USEC. The watchdog
+// is only petted while the supervisor answers, so a wedged parent is
+// restarted by systemd.
 func (n *node) notifier(ctx context.Context) <-chan struct{} {
-	n.once.Do(func() { n.changes = make(chan struct{}, 1) })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -43,16 +41,17 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 			defer t.Stop()
 			wd = t.C
 		}
-		// A slow tick re-checks readiness in case a change was coalesced.
+		// A slow tick re-checks in case a change was coalesced.
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		ready := false
 		lastStatus := ""
 		update := func() {
-			status := statusLine(n.sup.Snapshot())
-			if !ready && n.admin.Ready() {
-				ready = true
-				n.log.Info("node ready", "startup", time.Since(n.started).Round(time.Millisecond).String())
+			snap := n.sup.Snapshot()
+			status := statusLine(snap)
+			if !n.ready.Load() && settled(snap) {
+				n.ready.Store(true)
+				n.log.Info("node started", "ready", n.admin.Ready(), "status", status,
+					"startup", time.Since(n.started).Round(time.Millisecond).String())
 				n.notify("READY=1\nSTATUS=" + status)
 				lastStatus = status
 				return
@@ -78,6 +77,27 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return done
+}
+
+// settled reports whether start-up is over: every critical service is either
+// running and ready, or has given up (failed). systemd then hears READY=1
+// even when a plane is failed: the node is up, degraded, says so in STATUS=
+// and /readyz, and keeps retrying that plane every failed_retry. Holding
+// READY=1 back would make systemd kill and restart the whole node at
+// TimeoutStartSec, defeating the per-plane circuit breaker.
+func settled(snap []supervisor.Status) bool {
+	for _, s := range snap {
+		if !s.Critical {
+			continue
+		}
+		if s.State == supervisor.StateFailed {
+			continue
+		}
+		if s.State != supervisor.StateRunning || !s.Ready {
+			return false
+		}
+	}
+	return true
 }
 
 // statusLine summarises the services for systemctl status, e.g.

@@ -1,14 +1,14 @@
 package node
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
@@ -17,18 +17,23 @@ import (
 // liveFields are the settings a reload applies without restarting anything.
 // Every other change is reported as needing a restart, never silently taken.
 var liveFields = map[string]bool{
-	"log_level": true,
+	"log_level":   true, // the parent's loggers, and every child over the control channel
+	"admin_token": true, // the admin plane reads the token in force on each request
 }
 
 // reload re-reads every configuration layer. An invalid result changes
-// nothing. A valid one applies the live fields (the log level) and reports
-// the rest as restart_required; the configuration in force keeps the old
-// values for those, so status never claims what is not running.
+// nothing. A valid one applies the live fields and reports the rest as
+// restart_required; the configuration in force keeps the old values for
+// those, so status never claims what is not running.
 func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
-	n.notify("RELOADING=1")
-	defer n.notify("READY=1")
+	// Tell systemd only once it has heard READY=1, and never while
+	// stopping: READY=1 during start-up would end the start job early.
+	if n.ready.Load() && !n.draining.Load() {
+		n.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+		defer n.notify("READY=1")
+	}
 
 	res := admin.ReloadResult{Changed: []string{}, Applied: []string{}, RestartRequired: []string{}}
 	if n.opts.Reload == nil {
@@ -59,7 +64,14 @@ func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 		switch f {
 		case "log_level":
 			n.log.SetLevel(hclog.LevelFromString(next.LogLevel))
+			payload, err := json.Marshal(map[string]string{"log_level": next.LogLevel})
+			if err != nil {
+				return res, fmt.Errorf("encode reload for children: %w", err)
+			}
+			n.sup.Reload(payload)
 			applied.LogLevel = next.LogLevel
+		case "admin_token":
+			applied.AdminToken = next.AdminToken
 		}
 		res.Applied = append(res.Applied, f)
 	}
@@ -67,47 +79,32 @@ func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 	return res, nil
 }
 
-// diff lists the field paths whose values differ, using the same rendering
-// as `macronode config print`.
+// diff lists the field paths whose raw values differ (secrets included: a
+// rotated admin token is a change even though config print hides it).
 func diff(a, b *config.Config) ([]string, error) {
-	av, err := values(a)
-	if err != nil {
-		return nil, err
-	}
-	bv, err := values(b)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
+	out := []string{}
 	for _, p := range b.FieldPaths() {
-		if av[p] != bv[p] {
+		av, err := a.Value(p)
+		if err != nil && !strings.HasPrefix(p, "services.") {
+			return nil, fmt.Errorf("compare %s: %w", p, err)
+		}
+		bv, err := b.Value(p)
+		if err != nil {
+			return nil, fmt.Errorf("compare %s: %w", p, err)
+		}
+		if av != bv {
 			out = append(out, p)
 		}
-	}
-	if out == nil {
-		out = []string{}
 	}
 	return out, nil
 }
 
-func values(c *config.Config) (map[string]string, error) {
-	var buf bytes.Buffer
-	if err := c.Print(&buf); err != nil {
-		return nil, fmt.Errorf("render config: %w", err)
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// beside RELOADING=1; 0 if the clock cannot be read.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
 	}
-	m := make(map[string]string)
-	sc := bufio.NewScanner(&buf)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		path, rest, ok := strings.Cut(line, " = ")
-		if !ok {
-			continue
-		}
-		if i := strings.LastIndex(rest, "  # "); i >= 0 {
-			rest = rest[:i]
-		}
-		m[path] = rest
-	}
-	return m, sc.Err()
+	return ts.Nano() / 1000
 }
