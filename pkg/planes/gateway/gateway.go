@@ -9,10 +9,13 @@
 //
 // Anything else is a 404 JSON error. Bodies stream both ways (nothing is
 // buffered), capped per route (--max-object-bytes for /o, --max-body-bytes
-// for the JSON routes). Each client IP has a token-bucket rate limit (429 with
-// Retry-After). A backend that is down or unconfigured answers 503 JSON at
-// once; one that does not send response headers within --backend-timeout
-// answers 504. X-Request-Id is propagated to the backend and echoed, and
+// for the JSON routes). An /o stream may last as long as it keeps moving: the
+// server's read/write timeouts are replaced there by a progress deadline
+// (--io-idle-timeout), so only a client that stalls is cut. Each client IP
+// (IPv6: each /64) has a token-bucket rate limit (429 with Retry-After). A
+// backend that is down or unconfigured answers 503 JSON at once; one that
+// does not send response headers within --backend-timeout answers 504.
+// X-Request-Id is propagated to the backend and echoed once, and
 // X-Forwarded-For is set to the client's address (client-supplied
 // X-Forwarded-* headers are dropped: this is the edge, so they are not
 // trusted). Hop-by-hop headers and protocol upgrades are not forwarded.
@@ -41,6 +44,7 @@ const (
 	DefaultBurst          = 2000
 	DefaultBackendTimeout = 10 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
+	DefaultIOIdleTimeout  = 60 * time.Second
 )
 
 // Config holds the gateway's settings. DataDir and Amnesia come from the
@@ -63,6 +67,7 @@ type Config struct {
 	Burst          int           // bucket size of the rate limit
 	BackendTimeout time.Duration // dial + wait for response headers; never cuts a body stream
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
+	IOIdleTimeout  time.Duration // /o: longest stall of a client's upload or download
 }
 
 // RegisterFlags registers the gateway's own flags on fs, with production
@@ -90,6 +95,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			"a body already streaming is never cut; connecting is capped at 1s (503 when down)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout,
 		"deadline for a whole request on the JSON routes (/names, /mailboxes, /dht); /o streams have none")
+	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", c.IOIdleTimeout,
+		"longest a client may stall an /o upload or download; a stream that keeps moving is never cut, "+
+			"however long it lasts (it replaces the server's read/write timeouts on /o)")
 }
 
 func (c *Config) applyDefaults() {
@@ -107,6 +115,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.IOIdleTimeout == 0 {
+		c.IOIdleTimeout = DefaultIOIdleTimeout
 	}
 }
 
@@ -126,6 +137,9 @@ func (c *Config) validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, fmt.Errorf("request-timeout must be positive, got %s", c.RequestTimeout))
+	}
+	if c.IOIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("io-idle-timeout must be positive, got %s", c.IOIdleTimeout))
 	}
 	return errors.Join(errs...)
 }
@@ -169,15 +183,16 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		maxBody    int64
 		deadline   time.Duration
 		header     time.Duration
+		ioIdle     time.Duration
 	}{
 		// Blob streams have no whole-request deadline: a 1 GiB transfer on a
-		// slow link must not be cut.
-		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout},
-		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
+		// slow link must not be cut; only a stalled one is.
+		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout, cfg.IOIdleTimeout},
+		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
 		// A mailbox receive is a long poll: its headers legitimately wait
 		// up to the request deadline.
-		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout)},
-		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
+		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout), 0},
+		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
 	}
 	for _, sp := range specs {
 		b, err := newBackend(s, sp.name, sp.addr, sp.maxBody, sp.deadline, sp.header)
@@ -185,6 +200,7 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 			s.closeBackends()
 			return nil, fmt.Errorf("gateway: --%s-addr: %w", sp.name, err)
 		}
+		b.ioIdle = sp.ioIdle
 		if b.target == nil {
 			log.Warn("backend not configured; its route answers 503", "backend", sp.name)
 		} else {

@@ -429,11 +429,12 @@ func TestConfig(t *testing.T) {
 	var c Config
 	fs := flagSet()
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000"}); err != nil {
+	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000", "--io-idle-timeout", "90s"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.StorageAddr != "127.0.0.1:9300" || c.Rate != 5 || c.Burst != DefaultBurst || c.BackendTimeout != 2*time.Second ||
-		c.MaxObjectBytes != 1000 || c.MaxBodyBytes != DefaultMaxBodyBytes || c.RequestTimeout != DefaultRequestTimeout {
+		c.MaxObjectBytes != 1000 || c.MaxBodyBytes != DefaultMaxBodyBytes || c.RequestTimeout != DefaultRequestTimeout ||
+		c.IOIdleTimeout != 90*time.Second {
 		t.Fatalf("parsed config %+v", c)
 	}
 	for _, bad := range []Config{
@@ -443,6 +444,7 @@ func TestConfig(t *testing.T) {
 		{MaxBodyBytes: -1},
 		{Rate: 5, Burst: -1},
 		{BackendTimeout: -time.Second},
+		{IOIdleTimeout: -time.Second},
 	} {
 		if s, err := New(bad, nil, nil); err == nil {
 			_ = s.Close()

@@ -33,6 +33,7 @@ type backend struct {
 	target    *url.URL // nil: not configured
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
+	ioIdle    time.Duration // streams: progress deadline replacing the server's timeouts; 0 for JSON routes
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 }
@@ -70,6 +71,12 @@ func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTim
 			// connection would escape every limit above.
 			pr.Out.Header.Del("Upgrade")
 			pr.Out.Header.Del("Connection")
+		},
+		// The gateway's RequestID middleware already set the id the
+		// backend echoes: copying the echo would send it twice.
+		ModifyResponse: func(res *http.Response) error {
+			res.Header.Del(httpx.HeaderRequestID)
+			return nil
 		},
 		Transport:     b.transport,
 		FlushInterval: -1, // stream: flush every write through at once
@@ -176,8 +183,20 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	r = r.WithContext(ctx)
+	var p *progress
+	if b.ioIdle > 0 {
+		p = startProgress(w, b.ioIdle, b.s.log)
+		defer p.finish(r)
+	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = trackedBody{ReadCloser: http.MaxBytesReader(w, r.Body, b.maxBody), st: st}
+		body := r.Body
+		if p != nil {
+			body = p.wrapBody(body)
+		}
+		r.Body = trackedBody{ReadCloser: http.MaxBytesReader(w, body, b.maxBody), st: st}
+	}
+	if p != nil {
+		w = p.wrapWriter(w)
 	}
 	b.proxy.ServeHTTP(w, r)
 }

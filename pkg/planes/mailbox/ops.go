@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"sort"
 	"time"
 
@@ -143,6 +144,12 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 		}
 	}
 	for {
+		// A client that went away gets nothing leased for it, even when
+		// its wake-up and its cancellation arrived together.
+		if err := ctx.Err(); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
 		now := time.Now()
 		dirty := s.ix.expire(now)
 		var got []*message
@@ -159,7 +166,7 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 			}
 			s.mu.Unlock()
 			if err := s.persist(seqRefs(dirty)); err != nil {
-				s.abandon(out)
+				s.abandon(out, true)
 				return nil, err
 			}
 			return s.fillBodies(out)
@@ -214,7 +221,7 @@ func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 		return nil
 	})
 	if err != nil {
-		s.abandon(out)
+		s.abandon(out, false)
 		return nil, err
 	}
 	kept := out[:0]
@@ -227,24 +234,40 @@ func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 }
 
 // abandon ends the leases of deliveries that could not be handed out.
-func (s *Server) abandon(out []delivery) {
+// uncommitted says the leases never became durable: their delivery is then
+// not counted either, so memory matches the store again and a message is
+// not dead-lettered for a delivery nobody got. Dead-letter moves it causes
+// are persisted best-effort (a restart redoes them anyway).
+func (s *Server) abandon(out []delivery, uncommitted bool) {
 	now := time.Now()
+	var dirty []uint64
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, d := range out {
 		if m := s.ix.msgs[d.seq]; m != nil && m.state == stateLeased && m.receipt == d.Receipt {
-			s.ix.release(m, now)
+			if uncommitted && m.deliveries > 0 {
+				m.deliveries--
+			}
+			if s.ix.release(m, now) {
+				dirty = append(dirty, m.seq)
+			}
 		}
+	}
+	s.mu.Unlock()
+	if err := s.persist(seqRefs(dirty)); err != nil && !errors.Is(err, errClosing) {
+		s.log.Error("persist dead-letter moves", "error", err)
 	}
 }
 
 // settle acks, nacks (d = delay) or extends (d = visibility) the messages
-// the receipts name, durably, and reports per receipt.
+// the receipts name, durably, and reports per receipt. When the commit
+// fails nothing happened: every message is put back under its lease (unless
+// something else changed it meanwhile), so a retry of the same call works
+// and lease expiry still redelivers.
 func (s *Server) settle(name string, receipts []string, kind receiptsKind, d time.Duration) (int, []receiptResult, error) {
 	now := time.Now()
 	results := make([]receiptResult, len(receipts))
 	var refs []ref
-	n := 0
+	var undos []settleUndo
 	s.mu.Lock()
 	for i, r := range receipts {
 		results[i].Receipt = r
@@ -253,9 +276,9 @@ func (s *Server) settle(name string, receipts []string, kind receiptsKind, d tim
 			results[i].Status = st
 			continue
 		}
+		u := snapshot(m)
 		switch kind {
 		case kindAck:
-			m.box.c.acks++
 			s.ix.remove(m)
 			st = statusAcked
 		case kindNack:
@@ -271,15 +294,32 @@ func (s *Server) settle(name string, receipts []string, kind receiptsKind, d tim
 			s.ix.setTimed(m, stateLeased, now.Add(d))
 			st = statusExtended
 		}
+		u.settled(kind == kindAck)
+		undos = append(undos, u)
 		results[i].Status = st
 		refs = append(refs, ref{seq: m.seq})
-		n++
 	}
 	s.mu.Unlock()
 	if err := s.persist(refs); err != nil {
+		s.mu.Lock()
+		for i := len(undos) - 1; i >= 0; i-- { // newest first: a receipt may repeat
+			s.ix.rollback(undos[i])
+		}
+		s.mu.Unlock()
 		return 0, nil, err
 	}
-	return n, results, nil
+	if kind == kindAck { // counted once durable
+		s.mu.Lock()
+		for _, u := range undos {
+			b := s.ix.boxes[u.box.name]
+			if b == nil {
+				b = u.box // forgotten meanwhile: its figures went with it
+			}
+			b.c.acks++
+		}
+		s.mu.Unlock()
+	}
+	return len(undos), results, nil
 }
 
 // BoxInfo is the GET /mailboxes/{box} answer.

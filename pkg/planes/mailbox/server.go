@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,6 +32,10 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
+
+	// persistFault, when set (by tests), fails commits as a full or
+	// broken disk would: its error replaces the commit.
+	persistFault atomic.Pointer[func(refs []ref) error]
 }
 
 // New opens the store (compacting it first if worthwhile), rebuilds the
@@ -221,7 +226,13 @@ func (s *Server) persist(refs []ref) error {
 		return nil
 	}
 	start := time.Now()
-	err := s.com.commit(refs)
+	var err error
+	if fault := s.persistFault.Load(); fault != nil {
+		err = (*fault)(refs)
+	}
+	if err == nil {
+		err = s.com.commit(refs)
+	}
 	s.met.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, errClosing) || errors.Is(err, errStoreClosed) {
