@@ -70,3 +70,27 @@ func TestExampleConfigChecks(t *testing.T) {
 		t.Fatalf("macronode check on the example config: exit %d\n%s", res.code, res.out)
 	}
 }
+
+// TestPrometheusRules: the shipped scrape config and alerting rules are
+// valid, and the rules' unit tests (deploy/prometheus/alerts_test.yml) pass.
+func TestPrometheusRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH (apt-get install prometheus)")
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "deploy", "prometheus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"check", "config", "prometheus.yml"},
+		{"check", "rules", "alerts.yml"},
+		{"test", "rules", "alerts_test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
