@@ -62,7 +62,9 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
-// BenchmarkGet serves a full, verified GET through the handler.
+// BenchmarkGet serves a full, verified GET through the handler. The
+// verified-copy cache is emptied before each GET, so every iteration hashes
+// the blob (a cache hit would skip that for blobs up to 8 MiB).
 func BenchmarkGet(b *testing.B) {
 	for _, sz := range benchSizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -74,9 +76,11 @@ func BenchmarkGet(b *testing.B) {
 			if w.status != http.StatusCreated {
 				b.Fatalf("put status %d", w.status)
 			}
-			path := "/o/" + FormatAddress(blake3.Sum256(data))
+			addr := blake3.Sum256(data)
+			path := "/o/" + FormatAddress(addr)
 			b.SetBytes(int64(sz.n))
 			for b.Loop() {
+				srv.verified.forget(addr)
 				w := &discardWriter{h: http.Header{}}
 				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 				if w.status != http.StatusOK {

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/zeebo/blake3"
 )
 
 // tempFile is the part of *os.File that Put writes through. It is an
@@ -28,13 +27,18 @@ type tempFile interface {
 
 // DiskStore keeps blobs as files under dir:
 //
+//	dir/LOCK                                     flock held while the store is open
 //	dir/objects/<hex[0:2]>/<hex[2:4]>/<64 hex>   the blobs, sharded 65536 ways
 //	dir/tmp/put-*                                uploads in progress
 //	dir/quarantine/<64 hex>.<unix nanos>         blobs that failed verification
 //
 // tmp/ lives on the same file system as objects/, so the final rename is
-// atomic. It holds no mutex at all: the only shared state is two atomic
-// counters, and the file system arbitrates concurrent writers.
+// atomic. New blobs enter objects/ only by a no-replace rename, so a name
+// there changes its file only when remove (Delete, Quarantine) takes it
+// away; remove holds mu, which makes its "is this still the copy that
+// failed?" check and its rename one step. Nothing else takes a lock: the
+// counters are atomic and the file system arbitrates concurrent writers.
+// The LOCK file keeps a second process off the same directory.
 type DiskStore struct {
 	dir, objDir, tmpDir, quarDir string
 	log                          hclog.Logger
@@ -42,16 +46,22 @@ type DiskStore struct {
 	objects atomic.Int64
 	bytes   atomic.Int64
 	closed  atomic.Bool
+	lock    *os.File // holds the flock on dir/LOCK; nil where flock is unsupported
 
-	// Hooks, swapped by tests to simulate a full disk.
+	mu sync.Mutex // serialises remove (stat + rename/unlink of a stored blob)
+
+	// Hooks, swapped by tests to simulate a full disk or count fsyncs.
 	createTemp func(dir, pattern string) (tempFile, error)
 	rename     func(oldpath, newpath string) error // must fail with fs.ErrExist if newpath exists
+	syncDir    func(dir string) error
 }
 
 // OpenDisk opens (creating with mode 0700 when missing) a disk store rooted
-// at dir, removes stray temp files left by a crash, and counts the stored
-// blobs by walking objects/ — one readdir per shard and one lstat per blob,
-// which takes well under a second per 100k blobs on a warm cache.
+// at dir, locks it (a second OpenDisk of the same dir, in this process or
+// another, fails with ErrInUse until Close), removes stray temp files left
+// by a crash, and counts the stored blobs by walking objects/ — one readdir
+// per shard and one lstat per blob, which takes well under a second per
+// 100k blobs on a warm cache.
 func OpenDisk(dir string, log hclog.Logger) (*DiskStore, error) {
 	if dir == "" {
 		return nil, errors.New("open disk store: empty data dir")
@@ -68,27 +78,43 @@ func OpenDisk(dir string, log hclog.Logger) (*DiskStore, error) {
 		createTemp: func(dir, pattern string) (tempFile, error) {
 			return os.CreateTemp(dir, pattern)
 		},
-		rename: renameNoReplace,
+		rename:  renameNoReplace,
+		syncDir: syncDir,
 	}
-	for _, p := range []string{d.dir, d.objDir, d.tmpDir, d.quarDir} {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open disk store: %w", err)
+	}
+	lock, err := lockDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open disk store: %w", err)
+	}
+	d.lock = lock
+	if err := d.prepare(); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("open disk store: %w", err)
+	}
+	return d, nil
+}
+
+// prepare creates the sub-directories, cleans tmp/ and counts the blobs; it
+// runs with the directory locked.
+func (d *DiskStore) prepare() error {
+	for _, p := range []string{d.objDir, d.tmpDir, d.quarDir} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
-			return nil, fmt.Errorf("open disk store: %w", err)
+			return err
 		}
 	}
 	// Make the freshly created directory entries durable before any Put
 	// relies on them (cheap, once per start).
 	for _, p := range []string{filepath.Dir(d.dir), d.dir} {
 		if err := syncDir(p); err != nil {
-			return nil, fmt.Errorf("open disk store: fsync %s: %w", p, err)
+			return fmt.Errorf("fsync %s: %w", p, err)
 		}
 	}
 	if err := d.cleanTemp(); err != nil {
-		return nil, fmt.Errorf("open disk store: %w", err)
+		return err
 	}
-	if err := d.count(); err != nil {
-		return nil, fmt.Errorf("open disk store: %w", err)
-	}
-	return d, nil
+	return d.count()
 }
 
 // cleanTemp removes every entry of tmp/: uploads interrupted by a crash.
@@ -147,121 +173,6 @@ func (d *DiskStore) relPath(a [32]byte) string {
 
 func (d *DiskStore) path(a [32]byte) string { return filepath.Join(d.objDir, d.relPath(a)) }
 
-// Put implements Store. The blob is written to tmp/, hashed on the way, and
-// then: if a blob with the same address and size already exists, the temp
-// file is removed and dedup is reported (without an fsync); otherwise the
-// temp file is fsynced, closed, renamed (no-replace) into its shard and the
-// shard directory (and any newly created parent) is fsynced. A concurrent
-// Put of the same content loses the no-replace rename and reports dedup.
-func (d *DiskStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error) {
-	if d.closed.Load() {
-		return addr, 0, false, ErrClosed
-	}
-	f, err := d.createTemp(d.tmpDir, "put-*")
-	if err != nil {
-		return addr, 0, false, classify("create temp file", err)
-	}
-	tmp := f.Name()
-	closed, done := false, false
-	defer func() {
-		if !closed {
-			_ = f.Close()
-		}
-		if !done {
-			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				d.log.Error("remove temp file", "path", tmp, "error", rerr)
-			}
-		}
-	}()
-
-	h := blake3.New()
-	bp := putBufs.Get().(*[]byte)
-	defer putBufs.Put(bp)
-	buf := *bp
-	for {
-		if err := ctx.Err(); err != nil {
-			return addr, 0, false, fmt.Errorf("put: %w", err)
-		}
-		n, eof, rerr := fill(r, buf)
-		if n > 0 {
-			size += int64(n)
-			if size > max {
-				return addr, 0, false, fmt.Errorf("put: %w: more than %d bytes", ErrTooLarge, max)
-			}
-			if _, err := f.Write(buf[:n]); err != nil {
-				return addr, 0, false, classify("write temp file", err)
-			}
-			_, _ = h.Write(buf[:n])
-		}
-		if rerr != nil {
-			return addr, 0, false, rerr
-		}
-		if eof {
-			break
-		}
-	}
-	copy(addr[:], h.Sum(nil))
-	final := d.path(addr)
-
-	if fi, err := os.Stat(final); err == nil {
-		if fi.Size() == size {
-			return addr, size, true, nil
-		}
-		// Same address, different size: the stored copy is damaged. Take it
-		// out of service and store the fresh one in its place.
-		d.log.Error("stored object has wrong size, replacing it", "address", FormatAddress(addr), "size", fi.Size(), "want", size)
-		if err := d.Quarantine(addr); err != nil && !errors.Is(err, ErrNotFound) {
-			return addr, 0, false, fmt.Errorf("put: %w", err)
-		}
-	}
-
-	if err := f.Sync(); err != nil {
-		return addr, 0, false, classify("fsync temp file", err)
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return addr, 0, false, classify("close temp file", err)
-	}
-	if err := d.mkShard(final); err != nil {
-		return addr, 0, false, err
-	}
-	if err := d.rename(tmp, final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return addr, size, true, nil
-		}
-		return addr, 0, false, classify("rename into place", err)
-	}
-	done = true
-	d.objects.Add(1)
-	d.bytes.Add(size)
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		// The object is visible but its directory entry may not survive a
-		// crash; report the failure rather than claim durability.
-		return addr, 0, false, classify("fsync shard dir", err)
-	}
-	return addr, size, false, nil
-}
-
-// mkShard creates the two shard directories above final when missing and
-// fsyncs the parent of each one it creates.
-func (d *DiskStore) mkShard(final string) error {
-	inner := filepath.Dir(final)
-	outer := filepath.Dir(inner)
-	for _, p := range []string{outer, inner} {
-		err := os.Mkdir(p, 0o700)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return classify("create shard dir", err)
-		}
-		if err := syncDir(filepath.Dir(p)); err != nil {
-			return classify("fsync shard parent", err)
-		}
-	}
-	return nil
-}
-
 // linkNoReplace is the portable no-replace rename: link fails with EEXIST
 // when newpath exists; the temp name is removed after a successful link.
 func linkNoReplace(oldpath, newpath string) error {
@@ -288,24 +199,25 @@ func syncDir(dir string) error {
 	return err
 }
 
-// Open implements Store; the reader is the *os.File itself.
-func (d *DiskStore) Open(addr [32]byte) (io.ReadSeekCloser, int64, error) {
+// Open implements Store; the reader is the *os.File itself and the Version
+// comes from fstat on it, so it describes the very file being read.
+func (d *DiskStore) Open(addr [32]byte) (io.ReadSeekCloser, Version, error) {
 	if d.closed.Load() {
-		return nil, 0, ErrClosed
+		return nil, Version{}, ErrClosed
 	}
 	f, err := os.Open(d.path(addr))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("open %s: %w", FormatAddress(addr), ErrNotFound)
+		return nil, Version{}, fmt.Errorf("open %s: %w", FormatAddress(addr), ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("open %s: %w", FormatAddress(addr), err)
+		return nil, Version{}, fmt.Errorf("open %s: %w", FormatAddress(addr), err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, 0, fmt.Errorf("stat %s: %w", FormatAddress(addr), err)
+		return nil, Version{}, fmt.Errorf("stat %s: %w", FormatAddress(addr), err)
 	}
-	return f, fi.Size(), nil
+	return f, Version{Size: fi.Size(), file: fi}, nil
 }
 
 // Stat implements Store.
@@ -334,23 +246,29 @@ func (d *DiskStore) Has(addr [32]byte) (bool, error) {
 
 // Delete implements Store: unlink, then fsync the shard directory.
 func (d *DiskStore) Delete(addr [32]byte) error {
-	return d.remove(addr, "", "delete")
+	return d.remove(addr, "", "delete", nil)
 }
 
-// Quarantine implements Store: the blob is renamed to
-// quarantine/<hex>.<unix nanos> (kept for inspection, never served again).
-func (d *DiskStore) Quarantine(addr [32]byte) error {
+// Quarantine implements Store: the stored file is renamed to
+// quarantine/<hex>.<unix nanos> (kept for inspection, never served again),
+// but only if it is still the file v was read from (os.SameFile).
+func (d *DiskStore) Quarantine(addr [32]byte, v Version) error {
 	h := hex.EncodeToString(addr[:])
 	dst := filepath.Join(d.quarDir, h+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	return d.remove(addr, dst, "quarantine")
+	return d.remove(addr, dst, "quarantine", &v)
 }
 
 // remove unlinks the blob (dst == "") or moves it to dst, keeping the
-// counters right even when two callers race for the same blob.
-func (d *DiskStore) remove(addr [32]byte, dst, op string) error {
+// counters right even when two callers race for the same blob. With want
+// set, it acts only when the stored file is that copy. mu makes the check
+// and the rename one step: no other code path takes a file away from its
+// name, and renames into objects/ never replace.
+func (d *DiskStore) remove(addr [32]byte, dst, op string, want *Version) error {
 	if d.closed.Load() {
 		return ErrClosed
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	p := d.path(addr)
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -358,6 +276,9 @@ func (d *DiskStore) remove(addr [32]byte, dst, op string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), err)
+	}
+	if want != nil && !want.sameCopy(Version{Size: fi.Size(), file: fi}) {
+		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, FormatAddress(addr), ErrNotFound)
 	}
 	if dst == "" {
 		err = os.Remove(p)
@@ -372,11 +293,11 @@ func (d *DiskStore) remove(addr [32]byte, dst, op string) error {
 	}
 	d.objects.Add(-1)
 	d.bytes.Add(-fi.Size())
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := d.syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("%s %s: fsync shard dir: %w", op, FormatAddress(addr), err)
 	}
 	if dst != "" {
-		if err := syncDir(d.quarDir); err != nil {
+		if err := d.syncDir(d.quarDir); err != nil {
 			return fmt.Errorf("%s %s: fsync quarantine dir: %w", op, FormatAddress(addr), err)
 		}
 	}
@@ -389,10 +310,15 @@ func (d *DiskStore) Usage() (objects, bytes int64) { return d.objects.Load(), d.
 // Dir returns the store's root directory.
 func (d *DiskStore) Dir() string { return d.dir }
 
-// Close implements Store. Every successful Put is already durable, so there
-// is nothing to flush.
+// Close implements Store: it releases the data dir's lock. Every
+// successful Put is already durable, so there is nothing to flush.
 func (d *DiskStore) Close() error {
-	d.closed.Store(true)
+	if !d.closed.CompareAndSwap(false, true) || d.lock == nil {
+		return nil
+	}
+	if err := d.lock.Close(); err != nil {
+		return fmt.Errorf("close disk store: release lock: %w", err)
+	}
 	return nil
 }
 

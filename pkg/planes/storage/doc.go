@@ -28,11 +28,27 @@
 // renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex[2:4]>/<hex>;
 // the shard directory (and any shard directory just created, via its parent)
 // is fsynced before the client hears 201. A second upload of the same
-// content is recognised after hashing, its temp file is removed and it gets
-// 200; two identical uploads racing each other are settled by the no-replace
-// rename, the loser reporting a dedup hit. Oversized bodies, full disks
-// (ENOSPC/EDQUOT at any step), and bodies that break off remove the temp
-// file; temp files left by a crash are removed when the store opens.
+// content is recognised after hashing: the stored copy is read back and
+// hashed (so a dedup hit costs one full read of the stored object); if it
+// is good, the shard directory is fsynced (the copy may have just been
+// renamed in by a concurrent upload), the temp file is removed and the
+// client gets 200; if it is damaged (wrong size or bytes), it is quarantined
+// and the fresh upload takes its place (201). Two identical uploads racing
+// each other are settled by the no-replace rename, the loser checking the
+// winner's copy the same way. Oversized bodies, full disks (ENOSPC/EDQUOT at
+// any step), and bodies that break off remove the temp file; temp files
+// left by a crash are removed when the store opens. The store holds an
+// exclusive flock on DataDir/LOCK while open: a second process on the same
+// directory fails to start ("data dir … is in use by another process")
+// instead of deleting the first one's uploads in progress.
+//
+// # Slow clients
+//
+// Transfers are not bound by the runtime's whole-request timeouts: before
+// each chunk read of an upload and each chunk written by a download, the
+// connection's read and write deadlines move to now + --io-idle-timeout
+// (60s). A slow transfer that keeps moving is never cut; one that moves no
+// bytes for the idle timeout is.
 //
 // # Verification
 //
@@ -49,14 +65,27 @@
 //     transfer cut short of Content-Length, never a clean end).
 //   - Range GET, any size: the whole blob is hashed first (the file is read
 //     twice), then the range is sent; corrupt => 500 JSON. Correctness over
-//     speed: a range is never served from an unverified blob.
+//     speed: a range is never served from an unverified blob. Hashing stops
+//     as soon as the client goes away.
 //   - HEAD sends no blob bytes and is not verified.
+//
+// A verified-copy cache (an LRU of 4096 entries) remembers stored copies
+// that hashed correctly — after a range GET, a small full GET or a streamed
+// full GET — keyed by address and the copy's identity: device and inode,
+// size, modification time and (on Linux) change time. Range GETs and small
+// full GETs of a copy in the cache skip the hash
+// (macronode_storage_verify_cache_hits_total). Any write to the file or its
+// replacement changes the key, so the copy is verified afresh; a write that
+// left size, mtime and ctime all unchanged (within the file system's clock
+// granularity) would go unnoticed until the entry is evicted or the blob is
+// streamed in full.
 //
 // A blob that fails verification is moved to DataDir/quarantine/ (dropped,
 // in amnesia mode), counted in macronode_storage_verify_failures_total, and
-// later GETs answer 404 until the content is uploaded again. A dedup hit
-// does not re-read the stored copy; it only checks that its size matches
-// (a stored copy of the wrong size is quarantined and replaced).
+// later GETs answer 404 until the content is uploaded again. Quarantine acts
+// on the very copy that was read: if another request quarantined it first
+// and a fresh upload has stored the content again meanwhile, the new copy
+// is left alone.
 //
 // # Amnesia
 //
@@ -70,7 +99,8 @@
 // bytes (gauges, counted at start-up by walking objects/ — one readdir per
 // shard and one lstat per blob — then kept current), puts_total,
 // dedup_hits_total, put_bytes_total, put_failures_total{reason},
-// gets_total, get_bytes_total and verify_failures_total. A file truncated
+// gets_total, get_bytes_total, verify_failures_total and
+// verify_cache_hits_total. A file truncated
 // or grown behind the store's back can make the bytes gauge drift until the
 // next start-up walk.
 //

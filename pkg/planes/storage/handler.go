@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/zeebo/blake3"
 
@@ -20,7 +19,8 @@ type putResponse struct {
 	Size    int64  `json:"size"`
 }
 
-// handlePut serves POST /o: the body is the blob. It answers 201 Created
+// handlePut serves POST /o: the body is the blob; the connection's
+// deadlines move forward with every chunk read (see progress). It answers 201 Created
 // with {"address":"b3:<hex>","size":n} when the blob is new, and 200 OK with
 // the same body when the content was already stored (a dedup hit: nothing is
 // written twice, macronode_storage_dedup_hits_total counts it). 413 when the
@@ -34,8 +34,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "too_large", "object of %d bytes exceeds the limit of %d bytes", r.ContentLength, max)
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, max)
+	prog := newProgress(w, s.cfg.IOIdleTimeout)
+	body := progressReader{r: http.MaxBytesReader(w, r.Body, max), p: prog}
 	addr, size, dedup, err := s.store.Put(r.Context(), body, max)
+	// The upload may have outlasted the server's WriteTimeout (and hashing
+	// a stored copy on a dedup hit takes a while): make room for the answer.
+	prog.touch()
 	if err != nil {
 		s.putError(w, r, err)
 		return
@@ -76,14 +80,15 @@ func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // handleGet serves GET and HEAD /o/{addr}; see the package doc for the
-// verification rules.
+// verification rules. The connection's deadlines move forward with every
+// chunk (see progress), so a slow download is cut only when it stalls.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	addr, err := ParseAddress(r.PathValue("addr"))
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "bad_address", err.Error())
 		return
 	}
-	f, size, err := s.store.Open(addr)
+	f, v, err := s.store.Open(addr)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		httpx.Errorf(w, http.StatusNotFound, "not_found", "no object %s", FormatAddress(addr))
@@ -98,6 +103,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	s.m.gets.Inc()
+	size := v.Size
+	prog := newProgress(w, s.cfg.IOIdleTimeout)
 
 	etag := `"` + FormatAddress(addr) + `"`
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
@@ -122,7 +129,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	defer s.chunks.Put(buf)
 	verifyFirst := partial || size <= s.verifyBefore
 	if verifyFirst && r.Method != http.MethodHead {
-		if !s.verifyAll(w, r, f, addr, size, *buf) {
+		if s.verified.verified(addr, v) {
+			s.m.verifyCacheHits.Inc()
+		} else if !s.verifyAll(w, r, f, addr, v, *buf, prog) {
 			return
 		}
 		if _, err := f.Seek(start, io.SeekStart); err != nil {
@@ -141,15 +150,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusPartialContent
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
 	}
+	prog.touch()
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
 	if verifyFirst {
-		s.copyVerified(w, r, f, addr, length, *buf)
+		s.copyVerified(w, r, f, addr, length, *buf, prog)
 		return
 	}
-	s.streamVerify(w, r, f, addr, size, *buf)
+	s.streamVerify(w, r, f, addr, v, *buf, prog)
 }
 
 // setObjectHeaders sets the validators and caching headers of a stored
@@ -161,31 +171,48 @@ func setObjectHeaders(h http.Header, etag string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
-// verifyAll hashes the whole blob before anything is sent. On a mismatch
-// the blob is quarantined and a 500 JSON error written; it returns whether
-// the blob is good.
-func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, size int64, buf []byte) bool {
+// verifyAll hashes the whole blob before anything is sent and remembers a
+// good copy in the verified cache. On a mismatch the blob is quarantined and
+// a 500 JSON error written; it returns whether the blob is good. It stops
+// (aborting the response) as soon as the client goes away.
+func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte, prog *progress) bool {
 	h := blake3.New()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf)
-	if err != nil {
-		s.log.Error("read object", "address", FormatAddress(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
-		httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
-		return false
+	var n int64
+	for {
+		if r.Context().Err() != nil {
+			panic(http.ErrAbortHandler) // client gone: stop reading
+		}
+		if s.hookVerifyChunk != nil {
+			s.hookVerifyChunk(r)
+		}
+		prog.touch()
+		m, err := f.Read(buf)
+		n += int64(m)
+		_, _ = h.Write(buf[:m])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.log.Error("read object", "address", FormatAddress(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
+			httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
+			return false
+		}
 	}
 	var got [32]byte
 	copy(got[:], h.Sum(nil))
-	if n != size || got != addr {
-		s.corrupt(r, addr, fmt.Sprintf("read %d of %d bytes, hash b3:%x", n, size, got))
+	if n != v.Size || got != addr {
+		s.corrupt(r, addr, v, fmt.Sprintf("read %d of %d bytes, hash b3:%x", n, v.Size, got))
 		httpx.Errorf(w, http.StatusInternalServerError, "corrupt", "object %s failed verification and was quarantined", FormatAddress(addr))
 		return false
 	}
+	s.verified.add(addr, v)
 	return true
 }
 
 // copyVerified sends length bytes of an already verified blob from the
 // current offset. A short read (the file changed under us) aborts the
 // response rather than end it cleanly.
-func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, length int64, buf []byte) {
+func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, length int64, buf []byte, prog *progress) {
 	for sent := int64(0); sent < length; {
 		if r.Context().Err() != nil {
 			panic(http.ErrAbortHandler)
@@ -195,8 +222,9 @@ func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reade
 			s.log.Error("read object", "address", FormatAddress(addr), "error", err)
 			panic(http.ErrAbortHandler)
 		}
+		prog.touch()
 		if _, err := w.Write(buf[:n]); err != nil {
-			return // client gone
+			return // client gone or stalled past the idle timeout
 		}
 		sent += int64(n)
 		s.m.getBytes.Add(float64(n))
@@ -206,16 +234,18 @@ func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reade
 // streamVerify sends a large blob chunk by chunk while hashing it. The last
 // chunk is held back until the hash is known: if it does not match the
 // address, the blob is quarantined and the response aborted (the client sees
-// a broken transfer short of Content-Length, never a clean end).
-func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, size int64, buf []byte) {
+// a broken transfer short of Content-Length, never a clean end). A good copy
+// is remembered in the verified cache, so later range reads skip hashing.
+func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte, prog *progress) {
 	h := blake3.New()
+	size := v.Size
 	for sent := int64(0); sent < size; {
 		if r.Context().Err() != nil {
 			panic(http.ErrAbortHandler)
 		}
 		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), size-sent)])
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			s.corrupt(r, addr, fmt.Sprintf("truncated at %d of %d bytes", sent+int64(n), size))
+			s.corrupt(r, addr, v, fmt.Sprintf("truncated at %d of %d bytes", sent+int64(n), size))
 			panic(http.ErrAbortHandler)
 		}
 		if err != nil {
@@ -227,119 +257,40 @@ func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reade
 			var got [32]byte
 			copy(got[:], h.Sum(nil))
 			if got != addr {
-				s.corrupt(r, addr, fmt.Sprintf("hash b3:%x", got))
+				s.corrupt(r, addr, v, fmt.Sprintf("hash b3:%x", got))
 				panic(http.ErrAbortHandler)
 			}
+			s.verified.add(addr, v)
 		}
+		prog.touch()
 		if _, err := w.Write(buf[:n]); err != nil {
-			return // client gone
+			return // client gone or stalled past the idle timeout
 		}
 		sent += int64(n)
 		s.m.getBytes.Add(float64(n))
 	}
 }
 
-// corrupt quarantines a blob that failed verification and counts it.
-func (s *Server) corrupt(r *http.Request, addr [32]byte, detail string) {
-	err := s.store.Quarantine(addr)
+// corrupt quarantines the copy v of a blob that failed verification and
+// counts it. Only that copy is touched: if it was quarantined already or a
+// good copy has been uploaded since, nothing happens.
+func (s *Server) corrupt(r *http.Request, addr [32]byte, v Version, detail string) {
+	s.verified.forget(addr)
+	if s.hookBeforeQuarantine != nil {
+		s.hookBeforeQuarantine()
+	}
+	err := s.store.Quarantine(addr, v)
 	switch {
 	case err == nil:
 		s.m.verifyFail.Inc()
 		s.log.Error("object failed verification, quarantined", "address", FormatAddress(addr), "detail", detail,
 			"request_id", httpx.RequestIDFrom(r.Context()))
 	case errors.Is(err, ErrNotFound):
-		// Another request quarantined it first and counted it.
+		// Another request quarantined this copy first (and counted it), or
+		// it has been replaced by a fresh upload, which must stay.
+		s.log.Warn("object failed verification, already out of service", "address", FormatAddress(addr), "detail", detail,
+			"request_id", httpx.RequestIDFrom(r.Context()))
 	default:
 		s.log.Error("object failed verification, quarantine failed", "address", FormatAddress(addr), "detail", detail, "error", err)
 	}
-}
-
-// etagMatches implements the weak comparison If-None-Match uses: "*" or any
-// listed tag equal to etag, ignoring a W/ prefix.
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
-}
-
-// ifRangeAllows reports whether a Range header may be honoured given
-// If-Range: absent, or strongly equal to our ETag. A date (we send no
-// Last-Modified) or another tag means "send the whole object".
-func ifRangeAllows(ifRange, etag string) bool {
-	return ifRange == "" || strings.TrimSpace(ifRange) == etag
-}
-
-var (
-	errRangeInvalid       = errors.New("malformed range")
-	errRangeUnsatisfiable = errors.New("range not satisfiable")
-)
-
-// parseRange parses a single byte range ("bytes=a-b", "bytes=a-",
-// "bytes=-n") against an object of size bytes. ok is false when the header
-// is to be ignored (another unit, or several ranges, which we answer with
-// the whole object as RFC 9110 allows). err is set for a malformed or
-// unsatisfiable range (answered 416, as net/http does).
-func parseRange(h string, size int64) (start, length int64, ok bool, err error) {
-	spec, found := strings.CutPrefix(h, "bytes=")
-	if !found {
-		return 0, 0, false, nil
-	}
-	if strings.Contains(spec, ",") {
-		return 0, 0, false, nil
-	}
-	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found {
-		return 0, 0, false, errRangeInvalid
-	}
-	if first == "" { // suffix: the last n bytes
-		n, perr := parseDigits(last)
-		if perr != nil {
-			return 0, 0, false, perr
-		}
-		if n == 0 || size == 0 {
-			return 0, 0, false, errRangeUnsatisfiable
-		}
-		n = min(n, size)
-		return size - n, n, true, nil
-	}
-	a, perr := parseDigits(first)
-	if perr != nil {
-		return 0, 0, false, perr
-	}
-	end := size - 1
-	if last != "" {
-		b, perr := parseDigits(last)
-		if perr != nil {
-			return 0, 0, false, perr
-		}
-		if b < a {
-			return 0, 0, false, errRangeInvalid
-		}
-		end = min(b, size-1)
-	}
-	if a >= size {
-		return 0, 0, false, errRangeUnsatisfiable
-	}
-	return a, end - a + 1, true, nil
-}
-
-// parseDigits parses a non-empty run of ASCII digits (no sign, no spaces).
-func parseDigits(s string) (int64, error) {
-	if s == "" || len(s) > 18 {
-		return 0, errRangeInvalid
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, errRangeInvalid
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, errRangeInvalid
-	}
-	return n, nil
 }

@@ -149,13 +149,13 @@ func (m *MemStore) get(addr [32]byte) (*memObject, error) {
 	return o, nil
 }
 
-// Open implements Store.
-func (m *MemStore) Open(addr [32]byte) (io.ReadSeekCloser, int64, error) {
+// Open implements Store; the Version names the immutable object read.
+func (m *MemStore) Open(addr [32]byte) (io.ReadSeekCloser, Version, error) {
 	o, err := m.get(addr)
 	if err != nil {
-		return nil, 0, err
+		return nil, Version{}, err
 	}
-	return memReader{io.NewSectionReader(o, 0, o.size)}, o.size, nil
+	return memReader{io.NewSectionReader(o, 0, o.size)}, Version{Size: o.size, obj: o}, nil
 }
 
 // Stat implements Store.
@@ -180,12 +180,25 @@ func (m *MemStore) Has(addr [32]byte) (bool, error) {
 
 // Delete implements Store. Readers already open keep their bytes alive until
 // they finish.
-func (m *MemStore) Delete(addr [32]byte) error {
+func (m *MemStore) Delete(addr [32]byte) error { return m.drop(addr, "delete", nil) }
+
+// Quarantine implements Store: a memory blob has no place to be kept for
+// inspection, so it is dropped — if it is still the object v was read from.
+func (m *MemStore) Quarantine(addr [32]byte, v Version) error {
+	return m.drop(addr, "quarantine", &v)
+}
+
+// drop removes the blob; with want set, only if it is that object.
+func (m *MemStore) drop(addr [32]byte, op string, want *Version) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
 	m.mu.Lock()
 	o, ok := m.objs[addr]
+	if ok && want != nil && want.obj != o {
+		m.mu.Unlock()
+		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, FormatAddress(addr), ErrNotFound)
+	}
 	if ok {
 		delete(m.objs, addr)
 		m.bytes -= o.size
@@ -193,14 +206,10 @@ func (m *MemStore) Delete(addr [32]byte) error {
 	}
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("delete %s: %w", FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), ErrNotFound)
 	}
 	return nil
 }
-
-// Quarantine implements Store: a memory blob has no place to be kept for
-// inspection, so it is dropped.
-func (m *MemStore) Quarantine(addr [32]byte) error { return m.Delete(addr) }
 
 // Usage implements Store.
 func (m *MemStore) Usage() (objects, bytes int64) {

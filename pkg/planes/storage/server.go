@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ const (
 	DefaultMaxObjectBytes  int64 = 1 << 30   // 1 GiB
 	DefaultChunkBytes            = 64 << 10  // 64 KiB
 	DefaultAmnesiaMaxBytes int64 = 256 << 20 // 256 MiB
+	DefaultIOIdleTimeout         = 60 * time.Second
 
 	// VerifyBeforeSendBytes is the largest object a full GET hashes entirely
 	// before sending the first byte (so corruption becomes a clean 500).
@@ -39,6 +41,10 @@ type Config struct {
 	MaxObjectBytes  int64 // largest blob a POST /o accepts
 	ChunkBytes      int   // size of the pieces GET reads, hashes and writes
 	AmnesiaMaxBytes int64 // total blob bytes the amnesia memory store holds
+	// IOIdleTimeout is how long an upload or download may make no progress
+	// before its connection is cut; while it progresses it is never cut,
+	// whatever the server's whole-request timeouts.
+	IOIdleTimeout time.Duration
 }
 
 // RegisterFlags registers the storage plane's own flags on fs.
@@ -49,6 +55,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fmt.Sprintf("GET streams blobs in pieces of this many bytes, hashing each before it is sent (%d..%d; 65536 = 64 KiB)", minChunkBytes, maxChunkBytes))
 	fs.Int64Var(&c.AmnesiaMaxBytes, "amnesia-max-bytes", DefaultAmnesiaMaxBytes,
 		"with --amnesia, blobs live in RAM up to this many bytes in total; uploads beyond it get 507 (268435456 = 256 MiB)")
+	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", DefaultIOIdleTimeout,
+		"an upload or download that moves no bytes for this long is cut; one that keeps moving is never cut, however slow (e.g. 60s, 2m)")
 }
 
 // withDefaults fills zero fields and validates the rest.
@@ -62,6 +70,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AmnesiaMaxBytes == 0 {
 		c.AmnesiaMaxBytes = DefaultAmnesiaMaxBytes
 	}
+	if c.IOIdleTimeout == 0 {
+		c.IOIdleTimeout = DefaultIOIdleTimeout
+	}
 	var errs []error
 	if c.MaxObjectBytes < 0 {
 		errs = append(errs, fmt.Errorf("--max-object-bytes: %d is negative", c.MaxObjectBytes))
@@ -71,6 +82,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AmnesiaMaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("--amnesia-max-bytes: %d is negative", c.AmnesiaMaxBytes))
+	}
+	if c.IOIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--io-idle-timeout: %s is negative", c.IOIdleTimeout))
 	}
 	if !c.Amnesia && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: empty (required unless --amnesia)"))
@@ -88,9 +102,15 @@ type Server struct {
 
 	verifyBefore int64 // VerifyBeforeSendBytes; a field so tests can vary it
 	chunks       sync.Pool
-	closed       atomic.Bool
-	closeOnce    sync.Once
-	closeErr     error
+	verified     *verifiedCache
+
+	// Test hooks: called before each chunk verifyAll hashes, and before
+	// corrupt quarantines a blob.
+	hookVerifyChunk      func(*http.Request)
+	hookBeforeQuarantine func()
+	closed               atomic.Bool
+	closeOnce            sync.Once
+	closeErr             error
 }
 
 // New opens the store (the memory store in amnesia mode, which touches
@@ -134,7 +154,8 @@ func NewWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registe
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	s := &Server{cfg: cfg, log: log, store: st, m: m, verifyBefore: VerifyBeforeSendBytes}
+	s := &Server{cfg: cfg, log: log, store: st, m: m, verifyBefore: VerifyBeforeSendBytes,
+		verified: newVerifiedCache(verifiedCacheEntries)}
 	chunk := cfg.ChunkBytes
 	s.chunks.New = func() any { b := make([]byte, chunk); return &b }
 	mux := httpx.NewMux()
@@ -175,6 +196,7 @@ func (s *Server) Close() error {
 // metrics are the plane's Prometheus series.
 type metrics struct {
 	puts, gets, dedup, verifyFail prometheus.Counter
+	verifyCacheHits               prometheus.Counter
 	putBytes, getBytes            prometheus.Counter
 	putFail                       *prometheus.CounterVec
 }
@@ -188,8 +210,10 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 		gets:       c("gets_total", "GET and HEAD requests answered for a stored blob."),
 		dedup:      c("dedup_hits_total", "POST /o uploads whose content was already stored (answered 200)."),
 		verifyFail: c("verify_failures_total", "Blobs whose bytes did not match their BLAKE3 address and were quarantined."),
-		putBytes:   c("put_bytes_total", "Bytes received in accepted uploads."),
-		getBytes:   c("get_bytes_total", "Blob bytes written to GET responses."),
+		verifyCacheHits: c("verify_cache_hits_total",
+			"GETs (range, or full up to 8 MiB) served from a copy verified recently and unchanged since, without hashing it again."),
+		putBytes: c("put_bytes_total", "Bytes received in accepted uploads."),
+		getBytes: c("get_bytes_total", "Blob bytes written to GET responses."),
 		putFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "macronode", Subsystem: "storage", Name: "put_failures_total",
 			Help: "POST /o uploads that failed, by reason (too_large, storage_full, client, internal).",
@@ -204,7 +228,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 		Help: "Total size of the stored blobs in bytes.",
 	}, func() float64 { _, b := st.Usage(); return float64(b) })
 	var done []prometheus.Collector
-	for _, col := range []prometheus.Collector{m.puts, m.gets, m.dedup, m.verifyFail, m.putBytes, m.getBytes, m.putFail, objects, bytes} {
+	for _, col := range []prometheus.Collector{m.puts, m.gets, m.dedup, m.verifyFail, m.verifyCacheHits, m.putBytes, m.getBytes, m.putFail, objects, bytes} {
 		if err := reg.Register(col); err != nil {
 			for _, d := range done {
 				reg.Unregister(d)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/zeebo/blake3"
 )
@@ -39,9 +40,9 @@ func TestStoreConformance(t *testing.T) {
 			if _, _, dedup, err = st.Put(ctx, bytes.NewReader(data), 1<<20); err != nil || !dedup {
 				t.Fatalf("second Put dedup=%v err=%v", dedup, err)
 			}
-			rc, n, err := st.Open(addr)
-			if err != nil || n != size {
-				t.Fatalf("Open = %d %v", n, err)
+			rc, v, err := st.Open(addr)
+			if err != nil || v.Size != size {
+				t.Fatalf("Open = %d %v", v.Size, err)
 			}
 			if _, err := rc.Seek(slabBytes-5, io.SeekStart); err != nil {
 				t.Fatal(err)
@@ -67,7 +68,30 @@ func TestStoreConformance(t *testing.T) {
 			if _, _, _, err = st.Put(cctx, bytes.NewReader(data), 1<<20); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Put with cancelled context = %v", err)
 			}
-			if err := st.Quarantine(addr); err != nil {
+			if err := st.Quarantine(addr, Version{}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Quarantine of the zero Version = %v, want ErrNotFound", err)
+			}
+			// The copy a reader opened is quarantined (by another reader),
+			// then a fresh upload stores the content again: the first
+			// reader's late Quarantine must not touch the new copy.
+			if err := st.Quarantine(addr, v); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, dedup, err := st.Put(ctx, bytes.NewReader(data), 1<<20); err != nil || dedup {
+				t.Fatalf("re-upload after Quarantine: dedup=%v err=%v", dedup, err)
+			}
+			if err := st.Quarantine(addr, v); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("stale Quarantine = %v, want ErrNotFound", err)
+			}
+			if ok, err := st.Has(addr); !ok || err != nil {
+				t.Fatalf("stale Quarantine removed the fresh copy: Has = %v %v", ok, err)
+			}
+			rc, v2, err := st.Open(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.Close()
+			if err := st.Quarantine(addr, v2); err != nil {
 				t.Fatal(err)
 			}
 			if ok, err := st.Has(addr); ok || err != nil {
@@ -144,13 +168,15 @@ func TestConfig(t *testing.T) {
 		{"huge chunk", Config{DataDir: "x", ChunkBytes: 1 << 30}, false},
 		{"negative max", Config{DataDir: "x", MaxObjectBytes: -1}, false},
 		{"negative amnesia cap", Config{DataDir: "x", AmnesiaMaxBytes: -1}, false},
+		{"negative idle timeout", Config{DataDir: "x", IOIdleTimeout: -time.Second}, false},
 	}
 	for _, tt := range tests {
 		c, err := tt.cfg.withDefaults()
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: err = %v", tt.name, err)
 		}
-		if tt.ok && (c.MaxObjectBytes != DefaultMaxObjectBytes || c.ChunkBytes != DefaultChunkBytes || c.AmnesiaMaxBytes != DefaultAmnesiaMaxBytes) {
+		if tt.ok && (c.MaxObjectBytes != DefaultMaxObjectBytes || c.ChunkBytes != DefaultChunkBytes ||
+			c.AmnesiaMaxBytes != DefaultAmnesiaMaxBytes || c.IOIdleTimeout != DefaultIOIdleTimeout) {
 			t.Errorf("%s: defaults not applied: %+v", tt.name, c)
 		}
 	}
@@ -213,13 +239,14 @@ func TestRegisterFlags(t *testing.T) {
 	var c Config
 	set := flag.NewFlagSet("svc-storage", flag.ContinueOnError)
 	c.RegisterFlags(set)
-	if c.MaxObjectBytes != DefaultMaxObjectBytes || c.ChunkBytes != DefaultChunkBytes || c.AmnesiaMaxBytes != DefaultAmnesiaMaxBytes {
+	if c.MaxObjectBytes != DefaultMaxObjectBytes || c.ChunkBytes != DefaultChunkBytes ||
+		c.AmnesiaMaxBytes != DefaultAmnesiaMaxBytes || c.IOIdleTimeout != DefaultIOIdleTimeout {
 		t.Fatalf("defaults not set: %+v", c)
 	}
-	if err := set.Parse([]string{"--max-object-bytes", "1048576", "--chunk-bytes", "8192", "--amnesia-max-bytes", "999"}); err != nil {
+	if err := set.Parse([]string{"--max-object-bytes", "1048576", "--chunk-bytes", "8192", "--amnesia-max-bytes", "999", "--io-idle-timeout", "90s"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxObjectBytes != 1<<20 || c.ChunkBytes != 8192 || c.AmnesiaMaxBytes != 999 {
+	if c.MaxObjectBytes != 1<<20 || c.ChunkBytes != 8192 || c.AmnesiaMaxBytes != 999 || c.IOIdleTimeout != 90*time.Second {
 		t.Fatalf("flags not applied: %+v", c)
 	}
 }
