@@ -97,6 +97,7 @@ func TestHungChildReplaced(t *testing.T) {
 		}
 	})
 	signalChild(t, old, "svc-index", syscall.SIGSTOP)
+	stopped := time.Now()
 	var st serviceStatus
 	eventually(t, 10*time.Second, func() (bool, string) {
 		s, err := n.status()
@@ -107,7 +108,8 @@ func TestHungChildReplaced(t *testing.T) {
 		return st.PID > 0 && st.PID != old && st.Restarts >= 1 && st.State == "running",
 			fmt.Sprintf("index %+v (stopped pid %d)", st, old)
 	})
-	t.Logf("hung index replaced: last_exit %q exits %+v", st.LastExit, st.Exits)
+	t.Logf("hung index replaced %v after SIGSTOP (heartbeat_timeout 1s): last_exit %q exits %+v",
+		time.Since(stopped).Round(time.Millisecond), st.LastExit, st.Exits)
 	eventually(t, 5*time.Second, func() (bool, string) {
 		return procState(old) == "", fmt.Sprintf("stopped pid %d still there (state %q)", old, procState(old))
 	})
@@ -189,6 +191,7 @@ func TestCrashLoopCircuitBreaker(t *testing.T) {
 func TestParentKill9(t *testing.T) {
 	n := startNode(t, nodeOpts{})
 	st := n.mustStatus()
+	killed := time.Now()
 	if err := syscall.Kill(n.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +211,7 @@ func TestParentKill9(t *testing.T) {
 		}
 		return true, ""
 	})
+	t.Logf("every child gone %v after the parent's SIGKILL", time.Since(killed).Round(time.Millisecond))
 }
 
 // TestParentSIGTERM: SIGTERM drains every child (gateway first), removes the
