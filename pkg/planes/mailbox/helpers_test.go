@@ -12,10 +12,11 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/macronode/macronode/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -208,17 +209,8 @@ func (e *env) info(box string) BoxInfo {
 	return decode[BoxInfo](e.t, out)
 }
 
-// eventually polls cond every few milliseconds until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds or the deadline passes.
+var eventually = testutil.Eventually
 
 // waiters reports how many receives wait on box.
 func (s *Server) waitersOn(box string) int {
