@@ -89,6 +89,9 @@ func (c *Config) Validate() error {
 	}
 	v.tls("admin_tls", c.AdminTLS)
 	v.tls("gateway_tls", c.GatewayTLS)
+	if c.GatewayTLS.ClientCA != "" {
+		v.add("gateway_tls.client_ca", "client certificates are not supported on the gateway (only on the admin plane)")
+	}
 	for _, p := range Planes {
 		v.service(p, c.Services[p])
 	}

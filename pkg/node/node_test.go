@@ -76,6 +76,24 @@ func TestSpecsHandChildrenTheirFlags(t *testing.T) {
 	}
 }
 
+func TestSpecsGatewayTLS(t *testing.T) {
+	cfg := load(t, "RON_GATEWAY_TLS_CERT=/etc/mn/gw.crt", "RON_GATEWAY_TLS_KEY=/etc/mn/gw.key", "RON_PQ_MODE=off")
+	for _, s := range Specs(cfg) {
+		cert, ok := argValue(s.Args, "--tls-cert")
+		if s.Name != "gateway" {
+			if ok {
+				t.Errorf("%s got TLS flags: %v", s.Name, s.Args)
+			}
+			continue
+		}
+		key, _ := argValue(s.Args, "--tls-key")
+		pq, _ := argValue(s.Args, "--pq-mode")
+		if cert != "/etc/mn/gw.crt" || key != "/etc/mn/gw.key" || pq != "off" {
+			t.Errorf("gateway TLS args: %v", s.Args)
+		}
+	}
+}
+
 func TestSpecsDropDisabledDependencies(t *testing.T) {
 	cfg := load(t, "RON_SERVICES=gateway,storage", "RON_AMNESIA=1")
 	specs := Specs(cfg)

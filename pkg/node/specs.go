@@ -93,6 +93,9 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 		args = append(args,
 			"--max-body-bytes", size(cfg.MaxBodyBytes),
 			"--max-object-bytes", size(cfg.MaxObjectBytes))
+		if t := cfg.GatewayTLS; t.Cert != "" {
+			args = append(args, "--tls-cert", t.Cert, "--tls-key", t.Key, "--pq-mode", cfg.PQMode)
+		}
 	}
 	return args
 }

@@ -32,10 +32,13 @@ type options struct {
 	amnesia         bool
 	shutdownTimeout time.Duration
 	version         bool
+	tlsCert         string
+	tlsKey          string
+	pqMode          string
 }
 
 // commonFlags lists the runtime's own flags in the order help shows them.
-var commonFlags = []string{"listen", "data-dir", "log-level", "log-format", "amnesia", "shutdown-timeout", "version"}
+var commonFlags = []string{"listen", "data-dir", "log-level", "log-format", "amnesia", "shutdown-timeout", "tls-cert", "tls-key", "pq-mode", "version"}
 
 // parseFlags parses args into options. Help is printed on -h/--help and
 // reported as flag.ErrHelp; bad input is a *UsageError.
@@ -67,6 +70,10 @@ func parseFlags(p Plane, args []string, stderr io.Writer, getenv func(string) st
 		"keep everything in RAM and write nothing under --data-dir (also "+EnvAmnesia+"=1)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
 		"`grace` from SIGTERM or a parent shutdown to exit: in-flight requests get most of it, the rest (up to 3s) is kept for closing the stores")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve HTTPS instead of HTTP (with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&o.pqMode, "pq-mode", "hybrid",
+		"TLS key exchange: hybrid (prefer post-quantum X25519MLKEM768, then X25519) or off (classical only)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if p.Flags != nil {
 		p.Flags(fs)
@@ -96,6 +103,12 @@ func parseFlags(p Plane, args []string, stderr io.Writer, getenv func(string) st
 	}
 	if o.dataDir == "" && !o.amnesia {
 		return o, usageErr(stderr, bin, errors.New("--data-dir must not be empty (or use --amnesia)"))
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, usageErr(stderr, bin, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if o.pqMode != "hybrid" && o.pqMode != "off" {
+		return o, usageErr(stderr, bin, fmt.Errorf("invalid --pq-mode %q: want hybrid or off", o.pqMode))
 	}
 	if o.shutdownTimeout <= 0 {
 		return o, usageErr(stderr, bin, fmt.Errorf("invalid --shutdown-timeout %s: must be positive", o.shutdownTimeout))

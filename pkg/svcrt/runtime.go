@@ -2,6 +2,7 @@ package svcrt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -77,6 +78,14 @@ func (r *runtime) run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", r.opts.listen, err)
 	}
 	addr := ln.Addr().String()
+	if r.opts.tlsCert != "" {
+		tc, err := serverTLS(r.opts.tlsCert, r.opts.tlsKey, r.opts.pqMode)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 
 	svc, handler, err := r.build(ctx)
 	if err != nil {
@@ -95,7 +104,7 @@ func (r *runtime) run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	r.log.Info("serving", "addr", addr, "mode", mode, "data_dir", r.opts.dataDir, "amnesia", r.opts.amnesia)
+	r.log.Info("serving", "addr", addr, "tls", r.opts.tlsCert != "", "mode", mode, "data_dir", r.opts.dataDir, "amnesia", r.opts.amnesia)
 
 	monCtx, stopMonitor := context.WithCancel(context.Background())
 	monDone := make(chan struct{})
