@@ -233,7 +233,10 @@ func benchStorage(ctx context.Context, o *opts) error {
 			continue
 		}
 		progress("storage %s: node with %v", name, planes)
-		n, err := startReadyNode(ctx, o, nodeOpts{planes: planes})
+		// The gateway's per-client rate limit (1000 req/s by default) is
+		// for the public; one load generator on loopback must not hit it.
+		cfg := "services:\n  gateway:\n    args: [\"--rate\", \"0\"]\n"
+		n, err := startReadyNode(ctx, o, nodeOpts{planes: planes, config: cfg})
 		if err != nil {
 			return err
 		}
