@@ -183,7 +183,10 @@ func checkDir(name, dir string) checkResult {
 	if err != nil {
 		return checkResult{checkFail, name, fmt.Sprintf("%s is not writable: %v", dir, err)}
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		_ = os.Remove(f.Name())
+		return checkResult{checkFail, name, fmt.Sprintf("%s: closing a test file failed: %v", dir, err)}
+	}
 	if err := os.Remove(f.Name()); err != nil {
 		return checkResult{checkWarn, name, fmt.Sprintf("%s: wrote a test file but could not remove it: %v", dir, err)}
 	}

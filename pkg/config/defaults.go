@@ -21,12 +21,6 @@ var defaultDeps = map[string][]string{
 	"dht":     {"overlay"},
 }
 
-// Defaults returns the built-in configuration, reading $RUNTIME_DIRECTORY
-// and $STATE_DIRECTORY (set by systemd) from the process environment.
-func Defaults() *Config {
-	return defaultsFrom(envMap(osEnviron()))
-}
-
 // DefaultService returns the built-in settings of one plane.
 func DefaultService(plane string) *Service {
 	return &Service{

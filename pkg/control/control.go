@@ -166,7 +166,8 @@ func Decode(line []byte) (Message, error) {
 	if err := dec.Decode(&m); err != nil {
 		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	// Token, not More: More misses a stray closing '}' or ']'.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Message{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	if err := m.Validate(); err != nil {

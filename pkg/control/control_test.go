@@ -61,6 +61,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"health without ok", `{"type":"health"}` + "\n", ErrMalformed},
 		{"shutdown without deadline", `{"type":"shutdown"}` + "\n", ErrMalformed},
 		{"trailing data", `{"type":"ping"} {"type":"ping"}` + "\n", ErrMalformed},
+		{"stray closing brace", `{"type":"ping"}}` + "\n", ErrMalformed},
 		{"truncated", `{"type":"ping"}`, ErrMalformed},
 		{"oversized", strings.Repeat("x", MaxMessageBytes+10) + "\n", ErrTooLarge},
 		{"wrong field type", `{"type":"hello","service":"s","pid":"1","token":"t","protocol":1}` + "\n", ErrMalformed},

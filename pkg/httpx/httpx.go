@@ -106,28 +106,6 @@ func IsTooLarge(err error) bool {
 	return errors.As(err, &mbe)
 }
 
-// DecodeJSON decodes a capped JSON request body into v, rejecting unknown
-// fields and trailing data. It writes the error response itself (413 for an
-// oversized body, 400 otherwise) and reports whether decoding succeeded.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, max)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if IsTooLarge(err) {
-			Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", max)
-			return false
-		}
-		Errorf(w, http.StatusBadRequest, "bad_json", "invalid JSON body: %v", err)
-		return false
-	}
-	if dec.More() {
-		Error(w, http.StatusBadRequest, "bad_json", "invalid JSON body: trailing data")
-		return false
-	}
-	return true
-}
-
 type ctxKey int
 
 const requestIDKey ctxKey = 0

@@ -30,6 +30,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/sdnotify"
 	"github.com/macronode/macronode/pkg/supervisor"
 )
 
@@ -169,7 +170,7 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("shutting down", "grace_per_child", cfg.ShutdownTimeout.D().String())
 	n.draining.Store(true)
 	srv.SetDraining()
-	n.notify("STOPPING=1\nSTATUS=stopping services")
+	n.notify(sdnotify.Stopping + "\n" + sdnotify.Status("stopping services"))
 	stop()
 	select {
 	case err := <-supErr:

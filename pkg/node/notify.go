@@ -19,11 +19,12 @@ func (n *node) changed() {
 	}
 }
 
-// notify sends one sd_notify datagram when systemd is listening; failures are
-// logged at debug level, since without NOTIFY_SOCKET there is nobody to tell.
+// notify sends one sd_notify datagram when systemd is listening (without
+// NOTIFY_SOCKET it does nothing). A failure means systemd missed a message
+// (READY=1, WATCHDOG=1 ...), so it is a warning.
 func (n *node) notify(state string) {
 	if _, err := sdnotify.Notify(state); err != nil {
-		n.log.Debug("sd_notify failed", "state", state, "error", err)
+		n.log.Warn("sd_notify failed: systemd is listening but did not get the message", "state", state, "error", err)
 	}
 }
 
@@ -52,12 +53,12 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 				n.ready.Store(true)
 				n.log.Info("node started", "ready", n.admin.Ready(), "status", status,
 					"startup", time.Since(n.started).Round(time.Millisecond).String())
-				n.notify("READY=1\nSTATUS=" + status)
+				n.notify(sdnotify.Ready + "\n" + sdnotify.Status(status))
 				lastStatus = status
 				return
 			}
 			if status != lastStatus {
-				n.notify("STATUS=" + status)
+				n.notify(sdnotify.Status(status))
 				lastStatus = status
 			}
 		}
@@ -72,7 +73,7 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 				update()
 			case <-wd:
 				n.sup.Snapshot() // proves the supervisor's lock is not wedged
-				n.notify("WATCHDOG=1")
+				n.notify(sdnotify.Watchdog)
 			}
 		}
 	}()

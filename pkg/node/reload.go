@@ -12,6 +12,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/sdnotify"
 )
 
 // liveFields are the settings a reload applies without restarting anything.
@@ -31,8 +32,8 @@ func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 	// Tell systemd only once it has heard READY=1, and never while
 	// stopping: READY=1 during start-up would end the start job early.
 	if n.ready.Load() && !n.draining.Load() {
-		n.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-		defer n.notify("READY=1")
+		n.notify(fmt.Sprintf("%s\nMONOTONIC_USEC=%d", sdnotify.Reloading, monotonicUsec()))
+		defer n.notify(sdnotify.Ready)
 	}
 
 	res := admin.ReloadResult{Changed: []string{}, Applied: []string{}, RestartRequired: []string{}}

@@ -3,7 +3,8 @@
 // A plane hands the runtime a Plane: its name, default address, plane-specific
 // flags and a Build function. The runtime owns everything else that makes a
 // plane an operable process: the common flags (--listen, --data-dir,
-// --log-level, --log-format, --amnesia, --shutdown-timeout, --version), a JSON
+// --log-level, --log-format, --amnesia, --shutdown-timeout, --tls-cert,
+// --tls-key, --pq-mode, --version), a JSON
 // hclog logger on stderr, the listener (bound first, so a port conflict fails
 // fast), an http.Server with timeouts, request ids, panic recovery and
 // per-route metrics, the /healthz, /readyz and /metrics endpoints, graceful

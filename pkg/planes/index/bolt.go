@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/macronode/macronode/pkg/fsx"
 )
 
 // DBFile is the name of the bbolt database inside Config.DataDir.
@@ -81,24 +83,12 @@ func openBolt(dir string) (*boltStore, error) {
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
 	// The file may be new: make its directory entry durable too.
-	if err := syncDir(dir); err != nil {
+	if err := fsx.SyncDir(dir); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	s.names.Store(int64(n))
 	return s, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open data dir for fsync: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync data dir %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Record encoding: version (8, big endian) | updated_at unix ns (8) | address.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"time"
@@ -112,7 +113,8 @@ func parseReceiptsBody(data []byte, kind receiptsKind) ([]string, time.Duration,
 	if err := dec.Decode(&req); err != nil {
 		return nil, 0, &paramError{Param: "body", Msg: "not a JSON object {\"receipts\":[...]}: " + err.Error()}
 	}
-	if dec.More() {
+	// Token, not More: More misses a stray closing '}' or ']'.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, 0, &paramError{Param: "body", Msg: "trailing data after the JSON object"}
 	}
 	if len(req.Receipts) == 0 || len(req.Receipts) > MaxReceiptsPerCall {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/macronode/macronode/pkg/fsx"
 )
 
 // DBFile is the name of the bbolt file under Config.DataDir.
@@ -72,6 +74,12 @@ func openStore(dir string, log hclog.Logger) (*store, error) {
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	// The file may be new: make its directory entry durable too, before
+	// any send is acknowledged.
+	if err := fsx.SyncDir(dir); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	return &store{path: path, log: log, db: db}, nil
 }
@@ -356,34 +364,18 @@ func (st *store) compactLocked() error {
 		return fmt.Errorf("compact: close original: %w", err)
 	}
 	st.db = nil
-	renameErr := os.Rename(tmp, st.path)
-	if renameErr == nil {
-		renameErr = syncDir(filepath.Dir(st.path))
+	var moveErr error
+	if err := os.Rename(tmp, st.path); err != nil {
+		_ = os.Remove(tmp)
+		moveErr = fmt.Errorf("compact: rename: %w", err)
+	} else if err := fsx.SyncDir(filepath.Dir(st.path)); err != nil {
+		moveErr = fmt.Errorf("compact: after rename: %w", err)
 	}
 	db, err := bolt.Open(st.path, 0o600, boltOptions())
 	if err != nil {
 		st.broken.Store(true)
-		return errors.Join(renameErr, fmt.Errorf("compact: reopen %s: %w", st.path, err))
+		return errors.Join(moveErr, fmt.Errorf("compact: reopen %s: %w", st.path, err))
 	}
 	st.db = db
-	if renameErr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("compact: rename: %w", renameErr)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
+	return moveErr
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/fsx"
 )
 
 // tempFile is the part of *os.File that Put writes through. It is an
@@ -79,7 +81,7 @@ func OpenDisk(dir string, log hclog.Logger) (*DiskStore, error) {
 			return os.CreateTemp(dir, pattern)
 		},
 		rename:  renameNoReplace,
-		syncDir: syncDir,
+		syncDir: fsx.SyncDir,
 	}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open disk store: %w", err)
@@ -107,7 +109,7 @@ func (d *DiskStore) prepare() error {
 	// Make the freshly created directory entries durable before any Put
 	// relies on them (cheap, once per start).
 	for _, p := range []string{filepath.Dir(d.dir), d.dir} {
-		if err := syncDir(p); err != nil {
+		if err := fsx.SyncDir(p); err != nil {
 			return fmt.Errorf("fsync %s: %w", p, err)
 		}
 	}
@@ -183,20 +185,6 @@ func linkNoReplace(oldpath, newpath string) error {
 		return fmt.Errorf("remove temp name after link: %w", err)
 	}
 	return nil
-}
-
-// syncDir fsyncs a directory so that entries added to or removed from it are
-// durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Open implements Store; the reader is the *os.File itself and the Version

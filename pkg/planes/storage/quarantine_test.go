@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/fsx"
 )
 
 // TestLateQuarantineSparesFreshUpload: GET1 reads a corrupt copy; before it
@@ -105,7 +107,7 @@ func countSyncs(d *DiskStore) *syncCounter {
 		c.mu.Lock()
 		c.n[dir]++
 		c.mu.Unlock()
-		return syncDir(dir)
+		return fsx.SyncDir(dir)
 	}
 	return c
 }
