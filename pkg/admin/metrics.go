@@ -3,7 +3,6 @@ package admin
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,33 +76,18 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 	return m, nil
 }
 
-// instrument counts and times every request under the route pattern mux
-// resolves for it (resolved up front, so requests refused by rate limit or
-// auth still count under their route), or "unmatched".
+// instrument counts and times every request (httpx.Instrument) under the
+// route pattern mux resolves for it, or "unmatched". The route is resolved
+// from the request itself rather than r.Pattern, because next is the whole
+// middleware chain: requests refused by rate limit or auth never reach the
+// mux, yet still count under their route.
 func (m *metrics) instrument(mux *httpx.Mux, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := routeUnmatched
+	return httpx.Instrument(next, m.requests, m.duration, func(r *http.Request) string {
 		if _, p := mux.Handler(r); p != "" {
-			route = p
+			return p
 		}
-		start := time.Now()
-		rec := httpx.NewStatusRecorder(w)
-		defer func() {
-			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.Status)).Inc()
-			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		}()
-		next.ServeHTTP(rec, r)
+		return routeUnmatched
 	})
-}
-
-// methodLabel bounds the method label's cardinality.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-		http.MethodDelete, http.MethodPatch, http.MethodOptions:
-		return m
-	}
-	return "other"
 }
 
 var (

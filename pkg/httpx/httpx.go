@@ -1,7 +1,8 @@
 // Package httpx holds the HTTP pieces that the admin plane and every service
 // plane share: typed JSON errors, request ids, body caps, a JSON-speaking
-// ServeMux, panic recovery and per-client rate limiting. It imports only the
-// standard library and golang.org/x/time/rate, so any plane can use it.
+// ServeMux, panic recovery, per-client rate limiting and per-route request
+// metrics. Besides the standard library it imports only golang.org/x/time/rate
+// and prometheus/client_golang, so any plane can use it.
 package httpx
 
 import (

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -152,8 +154,8 @@ func TestRouteAndMethodLabels(t *testing.T) {
 	}
 	methods := map[string]string{"GET": "GET", "DELETE": "DELETE", "BREW": "other", "get": "other"}
 	for in, want := range methods {
-		if got := methodLabel(in); got != want {
-			t.Errorf("methodLabel(%q) = %q, want %q", in, got, want)
+		if got := httpx.MethodLabel(in); got != want {
+			t.Errorf("httpx.MethodLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
 	if got := metricName("my-plane.v2"); got != "my_plane_v2" {

@@ -107,27 +107,12 @@ func newHTTPMetrics(name string, reg prometheus.Registerer) (*httpMetrics, error
 	return m, nil
 }
 
-// wrap records each request. It must sit directly around a ServeMux so that
-// the mux (and a plane mux below it, given the same *http.Request) fills in
-// r.Pattern, which becomes the route label.
+// wrap records each request (httpx.Instrument). It must sit directly around
+// a ServeMux so that the mux (and a plane mux below it, given the same
+// *http.Request) fills in r.Pattern, which becomes the route label.
 func (m *httpMetrics) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := httpx.NewStatusRecorder(w)
-		defer func() {
-			code := rec.Status
-			v := recover()
-			if v != nil {
-				code = http.StatusInternalServerError
-			}
-			route := routeLabel(r.Pattern)
-			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(code)).Inc()
-			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-			if v != nil {
-				panic(v) // re-raised for httpx.Recover
-			}
-		}()
-		next.ServeHTTP(rec, r)
+	return httpx.Instrument(next, m.requests, m.duration, func(r *http.Request) string {
+		return routeLabel(r.Pattern)
 	})
 }
 
@@ -141,17 +126,6 @@ func routeLabel(pattern string) string {
 		return strings.TrimLeft(pattern[i+1:], " \t")
 	}
 	return pattern
-}
-
-// methodLabel bounds the method label to the standard methods.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return m
-	default:
-		return "other"
-	}
 }
 
 // surface is the runtime's HTTP surface around one plane.
