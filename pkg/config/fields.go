@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 
 // SourceDefault is the source of a value nobody overrode.
 const SourceDefault = "default"
-
-var osEnviron = os.Environ
 
 var (
 	durationType = reflect.TypeOf(Duration(0))
