@@ -101,18 +101,9 @@ func adminTLS(cfg *config.Config) (*tls.Config, error) {
 	if t.Cert == "" || t.Key == "" {
 		return nil, errors.New("admin: admin_tls: cert and key must be set together")
 	}
-	pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	tc, err := httpx.ServerTLS(t.Cert, t.Key, cfg.PQMode)
 	if err != nil {
-		return nil, fmt.Errorf("admin: admin_tls: load key pair: %w", err)
-	}
-	tc := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{pair},
-	}
-	if cfg.PQMode == "off" {
-		tc.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
-	} else {
-		tc.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
+		return nil, fmt.Errorf("admin: admin_tls: %w", err)
 	}
 	if t.ClientCA != "" {
 		pem, err := os.ReadFile(t.ClientCA)

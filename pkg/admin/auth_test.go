@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/httpx"
 )
@@ -273,7 +274,7 @@ func (l *lockedBuffer) String() string {
 // Serve logs one "admin plane listening" line with the bound address and
 // whether TLS and auth are on.
 func TestListeningLogLine(t *testing.T) {
-	certFile, keyFile, _ := selfSigned(t)
+	certFile, keyFile, _ := testutil.SelfSignedCert(t)
 	tests := []struct {
 		name  string
 		token string

@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/config"
 )
 
 // ServeMetrics serves /metrics alone on its own listener, with the admin
 // plane's timeouts and TLS, and Shutdown closes it with the admin listener.
 func TestServeMetrics(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
+	certFile, keyFile, pool := testutil.SelfSignedCert(t)
 	for _, withTLS := range []bool{false, true} {
 		name := "plain"
 		if withTLS {

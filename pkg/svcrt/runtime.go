@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/macronode/macronode/pkg/control"
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 const (
@@ -79,7 +80,7 @@ func (r *runtime) run(ctx context.Context) error {
 	}
 	addr := ln.Addr().String()
 	if r.opts.tlsCert != "" {
-		tc, err := serverTLS(r.opts.tlsCert, r.opts.tlsKey, r.opts.pqMode)
+		tc, err := httpx.ServerTLS(r.opts.tlsCert, r.opts.tlsKey, r.opts.pqMode)
 		if err != nil {
 			_ = ln.Close()
 			return err
