@@ -193,6 +193,26 @@ func TestStatusRecorder(t *testing.T) {
 	}
 }
 
+func TestStatusRecorderKeepsTheFinalStatus(t *testing.T) {
+	cases := []struct {
+		name  string
+		write func(w http.ResponseWriter)
+		want  int
+	}{
+		{"implicit 200", func(w http.ResponseWriter) { _, _ = io.WriteString(w, "x") }, 200},
+		{"early hints then 201", func(w http.ResponseWriter) { w.WriteHeader(103); w.WriteHeader(201) }, 201},
+		{"superfluous second header", func(w http.ResponseWriter) { w.WriteHeader(404); w.WriteHeader(500) }, 404},
+		{"write then header", func(w http.ResponseWriter) { _, _ = io.WriteString(w, "x"); w.WriteHeader(500) }, 200},
+	}
+	for _, c := range cases {
+		sr := NewStatusRecorder(httptest.NewRecorder())
+		c.write(sr)
+		if sr.Status != c.want {
+			t.Errorf("%s: Status %d, want %d", c.name, sr.Status, c.want)
+		}
+	}
+}
+
 func TestCodeFor(t *testing.T) {
 	for status, want := range map[int]string{400: "bad_request", 404: "not_found", 413: "too_large", 429: "rate_limited", 503: "unavailable", 507: "storage_full", 599: "internal", 418: "error"} {
 		if got := CodeFor(status); got != want {

@@ -46,13 +46,17 @@ func (s *statusSink) Header() http.Header         { return s.header }
 func (s *statusSink) Write(p []byte) (int, error) { return len(p), nil }
 func (s *statusSink) WriteHeader(code int)        { s.status = code }
 
-// StatusRecorder wraps a ResponseWriter to remember the status and the bytes
-// written, for access logs and metrics. Unwrap lets http.ResponseController
-// reach Flush and deadlines of the underlying writer.
+// StatusRecorder wraps a ResponseWriter to remember the final status and the
+// bytes written, for access logs and metrics. Informational (1xx) headers,
+// such as 103 Early Hints forwarded by a proxy, and superfluous later
+// WriteHeader calls do not change the recorded status: it is the one the
+// client got. Unwrap lets http.ResponseController reach Flush and deadlines
+// of the underlying writer.
 type StatusRecorder struct {
 	http.ResponseWriter
 	Status int
 	Bytes  int64
+	final  bool // a non-1xx status has been written
 }
 
 // NewStatusRecorder wraps w; Status defaults to 200.
@@ -60,14 +64,17 @@ func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
 	return &StatusRecorder{ResponseWriter: w, Status: http.StatusOK}
 }
 
-// WriteHeader records the status.
+// WriteHeader records the first final status.
 func (s *StatusRecorder) WriteHeader(code int) {
-	s.Status = code
+	if !s.final && code >= 200 {
+		s.Status, s.final = code, true
+	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 // Write counts the bytes.
 func (s *StatusRecorder) Write(p []byte) (int, error) {
+	s.final = true // an implicit 200, or the status already recorded
 	n, err := s.ResponseWriter.Write(p)
 	s.Bytes += int64(n)
 	return n, err

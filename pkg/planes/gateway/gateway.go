@@ -301,45 +301,12 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route := routeOf(r.URL.Path)
-		rec := &statusWriter{ResponseWriter: w}
+		rec := httpx.NewStatusRecorder(w)
 		start := time.Now()
 		defer func() {
-			code := rec.status
-			if code == 0 {
-				code = http.StatusOK
-			}
-			s.m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+			s.m.requests.WithLabelValues(route, strconv.Itoa(rec.Status)).Inc()
 			s.m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})
 }
-
-// statusWriter remembers the final (non-1xx) status written. Unwrap lets
-// http.ResponseController and the proxy reach Flush on the real writer.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
