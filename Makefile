@@ -12,8 +12,11 @@ LDFLAGS   := -s -w -X $(PKG)/pkg/buildinfo.Version=$(VERSION) -X $(PKG)/pkg/buil
 BINARIES  := macronode svc-gateway svc-overlay svc-dht svc-storage svc-index svc-mailbox
 # Two cores: two test packages at a time.
 TESTFLAGS ?= -race -count=1 -p 2 -timeout 12m
-STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
-STATICCHECK_VERSION ?= 2026.2.2
+# staticcheck is pinned to a module version the Go module proxy serves
+# (honnef.co/go/tools v0.8.2 is staticcheck 2026.1.x) and installed per version
+# under .tools/, so a different one on $$PATH or in GOPATH is never used.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(CURDIR)/.tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME  ?= 10s
 
 .PHONY: help build run test unit e2e lint vet fmt staticcheck bench fuzz tidy clean
@@ -50,7 +53,7 @@ lint: vet staticcheck ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 staticcheck: ## staticcheck every module (installs staticcheck if missing)
-	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x $(STATICCHECK) || GOBIN=$(dir $(STATICCHECK)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(STATICCHECK) ./...
 	cd e2e && $(STATICCHECK) ./...
 

@@ -87,10 +87,31 @@ type errBody struct {
 	Code  string `json:"code"`
 }
 
-// request sends one request and reads the whole answer. A 429 (rate limit)
-// is retried a few times after its Retry-After, since the suite polls hard.
+// request sends one request and reads the whole answer, honouring 429 and
+// Retry-After as a well-behaved client does (see doHonouring429).
 func request(method, url string, body []byte, hdr http.Header) (*http.Response, []byte, error) {
-	for attempt := 0; ; attempt++ {
+	return doHonouring429(client, method, url, body, func(req *http.Request) {
+		for k, vs := range hdr {
+			req.Header[k] = vs
+		}
+		if body != nil && req.Header.Get("Content-Type") == "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	})
+}
+
+// retry429Budget bounds how long one call keeps honouring 429s before it
+// hands the 429 to its caller.
+const retry429Budget = 30 * time.Second
+
+// doHonouring429 sends one request and reads the whole answer. A 429 (rate
+// limit or a cap: the request was not processed) is retried after the
+// answer's Retry-After (1s when absent or unreadable, at most 5s a wait),
+// for up to retry429Budget in all; then the 429 is returned. Waiting the
+// server's Retry-After is protocol pacing, not test synchronization.
+func doHonouring429(c *http.Client, method, url string, body []byte, prepare func(*http.Request)) (*http.Response, []byte, error) {
+	giveUp := time.Now().Add(retry429Budget)
+	for {
 		var rd io.Reader
 		if body != nil {
 			rd = bytes.NewReader(body)
@@ -99,13 +120,10 @@ func request(method, url string, body []byte, hdr http.Header) (*http.Response, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("build %s %s: %w", method, url, err)
 		}
-		for k, vs := range hdr {
-			req.Header[k] = vs
+		if prepare != nil {
+			prepare(req)
 		}
-		if body != nil && req.Header.Get("Content-Type") == "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
+		resp, err := c.Do(req)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s %s: %w", method, url, err)
 		}
@@ -114,15 +132,29 @@ func request(method, url string, body []byte, hdr http.Header) (*http.Response, 
 		if err != nil {
 			return resp, b, fmt.Errorf("%s %s: read body: %w", method, url, err)
 		}
-		if resp.StatusCode == http.StatusTooManyRequests && attempt < 5 {
-			wait := time.Second
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 && s < 2 {
-				wait = time.Duration(s)*time.Second + 100*time.Millisecond
-			}
-			time.Sleep(wait)
-			continue
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return resp, b, nil
 		}
-		return resp, b, nil
+		wait := retryAfter(resp.Header.Get("Retry-After"))
+		if time.Now().Add(wait).After(giveUp) {
+			return resp, b, nil
+		}
+		time.Sleep(wait)
+	}
+}
+
+// retryAfter reads a Retry-After in seconds (RFC 9110 §10.2.3; the
+// HTTP-date form is not used by macronode): 1s when absent or malformed,
+// at most 5s.
+func retryAfter(v string) time.Duration {
+	s, err := strconv.Atoi(v)
+	switch {
+	case err != nil || s < 0:
+		return time.Second
+	case s > 5:
+		return 5 * time.Second
+	default:
+		return time.Duration(s)*time.Second + 50*time.Millisecond
 	}
 }
 

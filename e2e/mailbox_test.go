@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,27 +52,15 @@ type mbBoxInfo struct {
 // mbDo sends one request with c and reads the whole answer. Safe to call from
 // any goroutine: it never touches a testing.T.
 func mbDo(c *http.Client, method, u string, body []byte, ctype string) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	resp, b, err := doHonouring429(c, method, u, body, func(req *http.Request) {
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+	})
+	if resp == nil {
+		return 0, nil, err
 	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		return 0, nil, fmt.Errorf("build %s %s: %w", method, u, err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, b, fmt.Errorf("%s %s: read body: %w", method, u, err)
-	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode, b, err
 }
 
 // mbSend posts body to box; it returns the status and, on 201, the id.

@@ -17,31 +17,16 @@ import (
 
 // Issue 3: the supervisor as an operator sees it.
 
-// TestKillChildSelfHeals: kill -9 svc-storage; readiness drops naming
-// storage, a new child comes up, and status and metrics count one restart.
+// TestKillChildSelfHeals: kill -9 svc-storage; a new child comes up,
+// readiness is back, and status, the exit record and metrics count exactly
+// one restart. The brief 503 in between is not polled for (a restart takes
+// milliseconds, so polling could miss it): the exit record and the restart
+// counter prove the drop, and TestCrashLoopCircuitBreaker asserts the 503
+// naming storage where it lasts.
 func TestKillChildSelfHeals(t *testing.T) {
-	// A backoff of 300ms (the child was never ready for stable_after=1h)
-	// keeps the 503 window wide enough for polling to see it reliably.
-	cfg := "services:\n  storage:\n    stable_after: 1h\n    backoff:\n      initial: 300ms\n"
-	n := startNode(t, nodeOpts{config: cfg})
+	n := startNode(t, nodeOpts{})
 	old := childPID(t, n, "storage")
 	signalChild(t, old, "svc-storage", syscall.SIGKILL)
-
-	eventually(t, 5*time.Second, func() (bool, string) {
-		resp, b, err := request("GET", n.url("/readyz"), nil, nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		var r readyz
-		_ = json.Unmarshal(b, &r)
-		if resp.StatusCode != 503 || r.Ready || r.Deps["storage"] == "ok" || r.Deps["storage"] == "" {
-			return false, fmt.Sprintf("/readyz %d %s", resp.StatusCode, b)
-		}
-		if ra := resp.Header.Get("Retry-After"); ra == "" {
-			t.Errorf("503 /readyz without Retry-After")
-		}
-		return true, ""
-	})
 
 	var st serviceStatus
 	eventually(t, restartTimeout, func() (bool, string) {
@@ -145,9 +130,15 @@ func TestCrashLoopCircuitBreaker(t *testing.T) {
 		}
 		return s.Services["storage"].State == "failed", fmt.Sprintf("storage %+v", s.Services["storage"])
 	})
-	code, r, err := n.readyz()
-	if err != nil || code != 503 || r.Deps["storage"] != "failed" {
-		t.Errorf("/readyz with storage failed = %d %+v %v, want 503 with deps.storage failed", code, r, err)
+	resp, b, err := request("GET", n.url("/readyz"), nil, nil)
+	var r readyz
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil || resp.StatusCode != 503 || r.Ready || r.Deps["storage"] != "failed" {
+		t.Errorf("/readyz with storage failed = %v %s %v, want 503 with deps.storage failed", resp.StatusCode, b, err)
+	} else if resp.Header.Get("Retry-After") == "" {
+		t.Errorf("503 /readyz without Retry-After")
 	}
 	// The other planes keep running (the gateway answers 503 for storage
 	// routes). Not fatal: the operator's restart below is checked regardless.
