@@ -288,12 +288,13 @@ func runFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
 		&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
 		&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
+		&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` ending in /p2p/<node id> to join (repeat, or comma-separate); env RON_BOOTSTRAP"},
 	}
 }
 
 // runUsage is the synopsis of the commands that take runFlags.
 const runUsage = "[--config PATH] [--http-addr ADDR] [--metrics-addr ADDR] [--log-level L] [--log-format F]\n" +
-	"       [--data-dir D] [--graceful-timeout DURATION] [--amnesia]"
+	"       [--data-dir D] [--graceful-timeout DURATION] [--amnesia] [--bootstrap MULTIADDR]..."
 
 // flagField maps a flag to the config field it overrides.
 type flagField struct{ flag, field string }
@@ -306,6 +307,7 @@ var runFlagFields = []flagField{
 	{"data-dir", "data_dir"},
 	{"graceful-timeout", "shutdown_timeout"},
 	{"amnesia", "amnesia"},
+	{"bootstrap", "network.bootstrap"},
 }
 
 // overrides turns the flags the user actually set into config overrides.
@@ -315,7 +317,11 @@ func overrides(c *ucli.Context, table []flagField) []config.Override {
 		if !c.IsSet(ff.flag) {
 			continue
 		}
-		out = append(out, config.Override{Field: ff.field, Value: c.String(ff.flag), Source: "flag --" + ff.flag})
+		value := c.String(ff.flag)
+		if list := c.StringSlice(ff.flag); list != nil {
+			value = strings.Join(list, ",") // a repeatable flag
+		}
+		out = append(out, config.Override{Field: ff.field, Value: value, Source: "flag --" + ff.flag})
 	}
 	return out
 }

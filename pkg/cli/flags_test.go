@@ -12,7 +12,8 @@ import (
 func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 	t.Parallel()
 	r := run(t, []string{"RON_LOG=debug"}, "config", "print", "--log-level", "WARN", "--http-addr", "127.0.0.1:18080",
-		"--metrics-addr", "127.0.0.1:18081", "--log-format", "text", "--data-dir", "/srv/mn", "--graceful-timeout", "30s", "--amnesia")
+		"--metrics-addr", "127.0.0.1:18081", "--log-format", "text", "--data-dir", "/srv/mn", "--graceful-timeout", "30s", "--amnesia",
+		"--bootstrap", "/ip4/127.0.0.1/tcp/9101/p2p/A", "--bootstrap", "/ip4/127.0.0.1/tcp/9102/p2p/B,/ip4/127.0.0.1/tcp/9103/p2p/C")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -24,6 +25,7 @@ func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 		`data_dir = "/srv/mn"  # flag --data-dir`,
 		`shutdown_timeout = 30s  # flag --graceful-timeout`,
 		`amnesia = true  # flag --amnesia`,
+		`network.bootstrap = ["/ip4/127.0.0.1/tcp/9101/p2p/A", "/ip4/127.0.0.1/tcp/9102/p2p/B", "/ip4/127.0.0.1/tcp/9103/p2p/C"]  # flag --bootstrap`,
 	} {
 		if !strings.Contains(r.stdout, want+"\n") {
 			t.Errorf("config print lacks %q:\n%s", want, r.stdout)
@@ -43,6 +45,7 @@ func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 		{"check stray argument", nil, []string{"check", "x.yaml"}, ExitUsage, "check takes no arguments"},
 		{"print bad flag value", nil, []string{"config", "print", "--log-format", "xml"}, ExitUsage, `log_format (flag --log-format): "xml" is not one of auto, json, text`},
 		{"upper-case env level", []string{"RON_LOG=INFO", "RON_LOG_FORMAT=JSON"}, []string{"check"}, ExitOK, ""},
+		{"check bad bootstrap", nil, []string{"check", "--bootstrap", "/ip4/127.0.0.1/tcp/9101"}, ExitUsage, `network.bootstrap (flag --bootstrap): entry 1: "/ip4/127.0.0.1/tcp/9101" does not end in /p2p/<node id>`},
 		{"doctor takes run flags", nil, []string{"doctor", "--log-level", "nope"}, ExitUsage, `log_level (flag --log-level): "nope"`},
 	}
 	for _, tc := range tests {
@@ -72,7 +75,7 @@ func TestHelpText(t *testing.T) {
 	}
 	for _, cmd := range [][]string{{"config", "print"}, {"check"}, {"doctor"}, {"run"}} {
 		r := run(t, nil, append(cmd, "--help")...)
-		for _, flag := range []string{"--http-addr", "--metrics-addr", "--log-level", "--log-format", "--data-dir", "--graceful-timeout", "--amnesia", "--config"} {
+		for _, flag := range []string{"--http-addr", "--metrics-addr", "--log-level", "--log-format", "--data-dir", "--graceful-timeout", "--amnesia", "--bootstrap", "--config"} {
 			if !strings.Contains(r.stdout, flag) {
 				t.Errorf("%v --help lacks %s", cmd, flag)
 			}

@@ -53,6 +53,9 @@ var envVars = []envVar{
 	{"OAP_MAX_FRAME_BYTES", "oap_max_frame_bytes"},
 	{"DECOMPRESS_RATIO_CAP", "decompress_ratio_cap"},
 	{"ADMIN_TOKEN", "admin_token"},
+	{"ADMIN_TOKEN_FILE", "admin_token_file"},
+	{"ADMIN_ALLOWED_HOSTS", "admin_allowed_hosts"},
+	{"METRICS_PUBLIC", "metrics_public"},
 	{"ADMIN_TLS_CERT", "admin_tls.cert"},
 	{"ADMIN_TLS_KEY", "admin_tls.key"},
 	{"ADMIN_TLS_CLIENT_CA", "admin_tls.client_ca"},
@@ -60,6 +63,17 @@ var envVars = []envVar{
 	{"GATEWAY_TLS_KEY", "gateway_tls.key"},
 	{"AMNESIA", "amnesia"},
 	{"PQ_MODE", "pq_mode"},
+	{"IO_IDLE_TIMEOUT", "io_idle_timeout"},
+	{"FETCH_TIMEOUT", "fetch_timeout"},
+	{"GATEWAY_RATE", "gateway_rate"},
+	{"GATEWAY_BURST", "gateway_burst"},
+	{"GATEWAY_TRUSTED_PROXIES", "gateway_trusted_proxies"},
+	{"GATEWAY_MAX_CONNS", "gateway_max_conns"},
+	{"BOOTSTRAP", "network.bootstrap"},
+	{"ANNOUNCE", "network.announce"},
+	{"OVERLAY_P2P_ADDR", "services.overlay.p2p_listen"},
+	{"DHT_P2P_ADDR", "services.dht.p2p_listen"},
+	{"DHT_REPROVIDE_INTERVAL", "dht.reprovide_interval"},
 }
 
 func allEnvVars() []envVar {
@@ -139,6 +153,9 @@ func Load(opts LoadOptions) (*Config, []string, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", o.Source, err))
 		}
+	}
+	if err := cfg.readAdminTokenFile(env); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, warnings, errors.Join(errs...)

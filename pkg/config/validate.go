@@ -61,6 +61,8 @@ func (c *Config) Validate() error {
 	}{
 		{"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
 		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"io_idle_timeout", c.IOIdleTimeout}, {"fetch_timeout", c.FetchTimeout},
+		{"dht.reprovide_interval", c.DHT.ReprovideInterval},
 	} {
 		v.positive(d.field, int64(d.val), d.val.String())
 	}
@@ -87,6 +89,7 @@ func (c *Config) Validate() error {
 			v.add("run_dir", "control socket path %q is %d bytes, longer than the %d a Unix socket allows", sock, len(sock), MaxSocketPath)
 		}
 	}
+	v.adminToken()
 	v.tls("admin_tls", c.AdminTLS)
 	v.tls("gateway_tls", c.GatewayTLS)
 	if c.GatewayTLS.ClientCA != "" {
@@ -95,6 +98,7 @@ func (c *Config) Validate() error {
 	for _, p := range Planes {
 		v.service(p, c.Services[p])
 	}
+	v.network()
 	v.cycles()
 	v.conflicts()
 	if len(v.errs) == 0 {
@@ -135,6 +139,19 @@ func (v *validator) addr(field, addr string, optional bool) {
 	}
 	if err := CheckAddr(addr); err != nil {
 		v.add(field, "%s", err)
+	}
+}
+
+// adminToken refuses a token no request can present: blank, or with
+// surrounding whitespace (a Bearer header's credentials are trimmed).
+func (v *validator) adminToken() {
+	t := v.c.AdminToken
+	switch {
+	case t == "":
+	case strings.TrimSpace(t) == "":
+		v.add("admin_token", "is blank (whitespace only): set a real token, or leave it unset")
+	case strings.TrimSpace(t) != t:
+		v.add("admin_token", "has leading or trailing whitespace, which an Authorization header cannot carry")
 	}
 }
 
