@@ -194,6 +194,13 @@ func (r reply) json(t *testing.T, v any) {
 
 func (n *testNode) do(t *testing.T, method, path string, hdr map[string]string, body string) reply {
 	t.Helper()
+	return n.doHost(t, method, path, "", hdr, body)
+}
+
+// doHost is do with an explicit Host header ("" means the URL's): the
+// client takes it from req.Host, not from req.Header.
+func (n *testNode) doHost(t *testing.T, method, path, host string, hdr map[string]string, body string) reply {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -201,6 +208,9 @@ func (n *testNode) do(t *testing.T, method, path string, hdr map[string]string, 
 	req, err := http.NewRequest(method, n.url+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
