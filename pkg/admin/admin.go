@@ -57,7 +57,7 @@ const (
 	// EnvDevReady forces /readyz to 200 ("mode":"dev-forced") when "1".
 	EnvDevReady = "MACRONODE_DEV_READY"
 	// EnvDevInsecure allows unauthenticated POSTs on a non-loopback bind when "1".
-	EnvDevInsecure = "MACRONODE_DEV_INSECURE"
+	EnvDevInsecure = config.EnvDevInsecure
 )
 
 // Defaults for Options fields left zero.

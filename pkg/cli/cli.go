@@ -327,19 +327,27 @@ func overrides(c *ucli.Context, table []flagField) []config.Override {
 }
 
 // loadConfig loads and validates the configuration for a command, printing
-// deprecation warnings to stderr. Any error is a config error (exit 2).
+// warnings to stderr. Any error is a config error (exit 2) listing every
+// problem of every layer.
 func loadConfig(c *ucli.Context, env Env, file string, flags []config.Override) (*config.Config, error) {
-	cfg, warns, err := config.Load(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
+	cfg, warns, err := config.Resolve(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
 	for _, w := range warns {
 		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
 	}
 	if err != nil {
-		return nil, loadErr(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, invalidErr(err)
+		return nil, resolveErr(err)
 	}
 	return cfg, nil
+}
+
+// resolveErr reports a config.Resolve error (exit 2): validation problems
+// alone as invalidErr, anything else (with or without them) as loadErr.
+func resolveErr(err error) error {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) && ve == err {
+		return invalidErr(err)
+	}
+	return loadErr(err)
 }
 
 // loadErr reports a config.Load error (exit 2). Its messages already say

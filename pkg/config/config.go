@@ -72,6 +72,10 @@ type Config struct {
 	// the layer that last set it: "default", "file <path>", "env RON_X",
 	// "flag --x". Fields absent from the map were set by defaults.
 	Sources map[string]string `yaml:"-" json:"-"`
+
+	// devInsecure is MACRONODE_DEV_INSECURE=1 at Load: an unauthenticated
+	// non-loopback admin plane is allowed (with a warning).
+	devInsecure bool
 }
 
 // TLS names certificate files; all empty means off.

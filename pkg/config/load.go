@@ -91,6 +91,34 @@ func allEnvVars() []envVar {
 // problem; a file's problems come first, in line order). It does not
 // validate: call Validate on the result.
 func Load(opts LoadOptions) (*Config, []string, error) {
+	cfg, warnings, err := load(opts)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return cfg, warnings, nil
+}
+
+// Resolve is Load then Validate, with the problems of both in one pass: a
+// value that does not parse does not hide another that is invalid. On any
+// problem the config is nil and the error is Load's error joined with the
+// *ValidationError (errors.As finds it), or either alone.
+func Resolve(opts LoadOptions) (*Config, []string, error) {
+	cfg, warnings, lerr := load(opts)
+	verr := cfg.Validate()
+	switch {
+	case lerr != nil && verr != nil:
+		return nil, warnings, errors.Join(lerr, verr)
+	case lerr != nil:
+		return nil, warnings, lerr
+	case verr != nil:
+		return nil, warnings, verr
+	}
+	return cfg, warnings, nil
+}
+
+// load is Load, but returns the configuration even when some values could
+// not be applied (those keep the value of the layer below).
+func load(opts LoadOptions) (*Config, []string, error) {
 	env := envMap(opts.Environ)
 	cfg := defaultsFrom(env)
 	var warnings []string
@@ -157,10 +185,12 @@ func Load(opts LoadOptions) (*Config, []string, error) {
 	if err := cfg.readAdminTokenFile(env); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, warnings, errors.Join(errs...)
+	cfg.devInsecure = env[EnvDevInsecure] == "1"
+	if cfg.devInsecure && cfg.adminExposed() {
+		warnings = append(warnings, fmt.Sprintf("INSECURE: %s=1: the admin plane on %s has neither admin_token nor admin_tls.client_ca; anyone who can reach it may stop, restart or reload this node",
+			EnvDevInsecure, cfg.HTTPAddr))
 	}
-	return cfg, warnings, nil
+	return cfg, warnings, errors.Join(errs...)
 }
 
 // SetEnabled enables exactly the planes named in a comma-separated list

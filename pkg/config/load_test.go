@@ -10,14 +10,8 @@ import (
 	"time"
 )
 
-// loadAndValidate runs Load and Validate, returning the first error.
-func loadAndValidate(opts LoadOptions) (*Config, []string, error) {
-	cfg, warns, err := Load(opts)
-	if err != nil {
-		return nil, warns, err
-	}
-	return cfg, warns, cfg.Validate()
-}
+// loadAndValidate is Resolve: every problem of loading and validating.
+func loadAndValidate(opts LoadOptions) (*Config, []string, error) { return Resolve(opts) }
 
 func TestTestdataFiles(t *testing.T) {
 	// Every *.bad.* file must appear here with a fragment of its error.
@@ -43,6 +37,7 @@ func TestTestdataFiles(t *testing.T) {
 		"unknown-dep.bad.yaml":           {`services.gateway.depends_on (file `, `unknown service "blobs"`},
 		"duplicate.bad.yaml":             {`line 2: duplicate key "log_level"`},
 		"syntax.bad.yaml":                {"syntax.bad.yaml: "},
+		"several.bad.yaml":               {"line 2: read_timeout: invalid duration 10", `http_addr (file testdata/several.bad.yaml): "127.0.0.1" is an address without a port`, `log_level (file testdata/several.bad.yaml): "verbose" is not one of`},
 	}
 	files, err := filepath.Glob("testdata/*.*.*")
 	if err != nil {
@@ -318,6 +313,56 @@ func TestValidate(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestResolveReportsEveryProblem: a value that does not parse does not hide
+// the ones that do not validate; the *ValidationError stays findable.
+func TestResolveReportsEveryProblem(t *testing.T) {
+	_, _, err := Resolve(LoadOptions{File: filepath.Join("testdata", "several.bad.yaml")})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != 3 {
+		t.Errorf("want 3 problems, got %d:\n%s", len(lines), err)
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errs) != 2 {
+		t.Errorf("want a *ValidationError with 2 entries in %v", err)
+	}
+}
+
+// TestExposedAdminRefused: a non-loopback admin with no credential is a
+// config error unless MACRONODE_DEV_INSECURE=1, which warns instead.
+func TestExposedAdminRefused(t *testing.T) {
+	const exposed = "RON_HTTP_ADDR=0.0.0.0:8080"
+	tests := []struct {
+		name     string
+		environ  []string
+		wantErr  string
+		wantWarn string
+	}{
+		{"loopback", nil, "", ""},
+		{"exposed", []string{exposed}, "http_addr (env RON_HTTP_ADDR): 0.0.0.0:8080 is not a loopback address and neither admin_token nor admin_tls.client_ca is set", ""},
+		{"every interface", []string{"RON_HTTP_ADDR=:8080"}, "http_addr (env RON_HTTP_ADDR): :8080 is not a loopback", ""},
+		{"token", []string{exposed, "RON_ADMIN_TOKEN=t"}, "", ""},
+		{"client CA", []string{exposed, "RON_ADMIN_TLS_CERT=/c", "RON_ADMIN_TLS_KEY=/k", "RON_ADMIN_TLS_CLIENT_CA=/ca"}, "", ""},
+		{"dev insecure", []string{exposed, "MACRONODE_DEV_INSECURE=1"}, "", "INSECURE: MACRONODE_DEV_INSECURE=1: the admin plane on 0.0.0.0:8080 has neither"},
+		{"dev insecure not 1", []string{exposed, "MACRONODE_DEV_INSECURE=yes"}, "is not a loopback address", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, warns, err := Resolve(LoadOptions{Environ: tc.environ})
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("want ok, got %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if got := strings.Join(warns, "\n"); !strings.Contains(got, tc.wantWarn) || (tc.wantWarn == "" && got != "") {
+				t.Errorf("warnings %q, want %q", got, tc.wantWarn)
 			}
 		})
 	}

@@ -14,6 +14,32 @@ const MaxSocketPath = 107
 // ControlSocketName is the control socket's file name inside run_dir.
 const ControlSocketName = "control.sock"
 
+// EnvDevInsecure=1 in the environment Load reads lets an admin plane that
+// is not on loopback run with neither a token nor a client CA.
+const EnvDevInsecure = "MACRONODE_DEV_INSECURE"
+
+// IsLoopbackAddr reports whether a host:port listen address binds only the
+// loopback interface: "localhost", 127.0.0.0/8 or ::1. An empty host
+// (":8080") binds every interface and is not loopback; neither is an
+// unparsable address.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminExposed reports an admin plane reachable beyond this host with no
+// credential: a valid address not on loopback, no admin token, no client CA.
+func (c *Config) adminExposed() bool {
+	return CheckAddr(c.HTTPAddr) == nil && !IsLoopbackAddr(c.HTTPAddr) && c.AdminToken == "" && c.AdminTLS.ClientCA == ""
+}
+
 // FieldError is one invalid value: the field path, the layer that set it,
 // and what is wrong.
 type FieldError struct {
@@ -90,6 +116,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.adminToken()
+	if c.adminExposed() && !c.devInsecure {
+		v.add("http_addr", "%s is not a loopback address and neither admin_token nor admin_tls.client_ca is set: "+
+			"anyone who can reach it could stop this node (set one of them; %s=1 allows it for development only)", c.HTTPAddr, EnvDevInsecure)
+	}
 	v.tls("admin_tls", c.AdminTLS)
 	v.tls("gateway_tls", c.GatewayTLS)
 	if c.GatewayTLS.ClientCA != "" {
