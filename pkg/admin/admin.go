@@ -82,13 +82,6 @@ type Services interface {
 	Logs(name string, n int) ([]supervisor.LogLine, error)
 }
 
-// ReloadResult is what a successful reload changed.
-type ReloadResult struct {
-	Changed         []string `json:"changed"`
-	Applied         []string `json:"applied"`
-	RestartRequired []string `json:"restart_required"`
-}
-
 // Options wires a Server. Config is required; everything else is optional.
 type Options struct {
 	// Config returns the configuration currently in force (it changes after a reload).

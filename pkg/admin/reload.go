@@ -19,20 +19,6 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 // ErrReloadUnavailable is returned by Server.Reload when Options.Reload is nil.
 var ErrReloadUnavailable = errors.New("reload is not available on this node")
 
-// ReloadError is the 422 body of POST /api/v1/reload.
-type ReloadError struct {
-	Error  string       `json:"error"`
-	Code   string       `json:"code"`
-	Errors []FieldError `json:"errors"`
-}
-
-// FieldError is one invalid config value in a ReloadError.
-type FieldError struct {
-	Field   string `json:"field"`
-	Source  string `json:"source"`
-	Message string `json:"message"`
-}
-
 // Reload re-reads the configuration through Options.Reload, counts the
 // outcome in macronode_config_reloads_total{result="success"|"failure"} and
 // logs it. POST /api/v1/reload calls it, and the daemon must call it (not

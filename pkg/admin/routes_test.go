@@ -119,11 +119,11 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("services = %v", got.Services)
 	}
 	st := got.Services["storage"]
-	if st.State != supervisor.StateRunning || st.PID != 4242 || st.Restarts != 2 || st.LastExit != "signal: killed" || !st.Ready || st.Listen != "127.0.0.1:9300" {
+	if st.State != string(supervisor.StateRunning) || st.PID != 4242 || st.Restarts != 2 || st.LastExit != "signal: killed" || !st.Ready || st.Listen != "127.0.0.1:9300" {
 		t.Errorf("storage = %+v", st)
 	}
 	gw := got.Services["gateway"]
-	if gw.State != supervisor.StateStopped || gw.PID != 0 || gw.Listen != cfg.Services["gateway"].Listen {
+	if gw.State != string(supervisor.StateStopped) || gw.PID != 0 || gw.Listen != cfg.Services["gateway"].Listen {
 		t.Errorf("gateway = %+v", gw)
 	}
 	if !strings.Contains(string(r.body), `"exits":[]`) {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/pkg/admin"
 )
 
 // fakeNode imitates the admin API of a running node.
@@ -21,7 +23,7 @@ type fakeNode struct {
 	mu       sync.Mutex
 	token    string // required bearer token, if set
 	actions  []string
-	logLines []logLine
+	logLines []admin.LogLine
 	services map[string]any // GET /api/v1/status services; nil: a fixed set of three
 	logPolls int            // GET .../logs answered
 	srv      *httptest.Server
@@ -86,7 +88,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 		if len(lines) > n {
 			lines = lines[len(lines)-n:]
 		}
-		lines = append([]logLine(nil), lines...)
+		lines = append([]admin.LogLine(nil), lines...)
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"service": r.PathValue("name"), "lines": lines})
 	}))
@@ -100,7 +102,7 @@ func (f *fakeNode) addr() string { return strings.TrimPrefix(f.srv.URL, "http://
 func (f *fakeNode) addLine(text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.logLines = append(f.logLines, logLine{
+	f.logLines = append(f.logLines, admin.LogLine{
 		Time:   time.Date(2025, 1, 2, 3, 4, 5, len(f.logLines), time.UTC),
 		Stream: "stderr",
 		Text:   text,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/pkg/admin"
 )
 
 // TestLogsFollowSmallN: with -n smaller than the buffer, -f prints the N
@@ -52,8 +54,8 @@ func TestLogsFollowSmallN(t *testing.T) {
 
 func TestNewLines(t *testing.T) {
 	t.Parallel()
-	at := func(n int, text string) logLine {
-		return logLine{Time: time.Date(2025, 1, 1, 0, 0, 0, n, time.UTC), Stream: "stdout", Text: text}
+	at := func(n int, text string) admin.LogLine {
+		return admin.LogLine{Time: time.Date(2025, 1, 1, 0, 0, 0, n, time.UTC), Stream: "stdout", Text: text}
 	}
 	a, b, c, d := at(1, "a"), at(2, "b"), at(3, "c"), at(4, "d")
 	bErr := b
@@ -61,19 +63,19 @@ func TestNewLines(t *testing.T) {
 	bLater := at(9, "b")
 	tests := []struct {
 		name      string
-		last      *logLine
-		cur       []logLine
-		want      []logLine
+		last      *admin.LogLine
+		cur       []admin.LogLine
+		want      []admin.LogLine
 		wantFound bool
 	}{
-		{"nothing printed yet", nil, []logLine{a, b}, []logLine{a, b}, true},
-		{"last in the middle of a longer answer", &b, []logLine{a, b, c, d}, []logLine{c, d}, true},
-		{"nothing new", &d, []logLine{a, b, c, d}, []logLine{}, true},
+		{"nothing printed yet", nil, []admin.LogLine{a, b}, []admin.LogLine{a, b}, true},
+		{"last in the middle of a longer answer", &b, []admin.LogLine{a, b, c, d}, []admin.LogLine{c, d}, true},
+		{"nothing new", &d, []admin.LogLine{a, b, c, d}, []admin.LogLine{}, true},
 		{"empty answer", &d, nil, nil, true},
-		{"rotated past", &a, []logLine{c, d}, []logLine{c, d}, false},
-		{"same text, other stream", &b, []logLine{a, bErr, c}, []logLine{a, bErr, c}, false},
-		{"same text, other time", &b, []logLine{bLater, c}, []logLine{bLater, c}, false},
-		{"latest copy wins", &b, []logLine{b, c, b, d}, []logLine{d}, true},
+		{"rotated past", &a, []admin.LogLine{c, d}, []admin.LogLine{c, d}, false},
+		{"same text, other stream", &b, []admin.LogLine{a, bErr, c}, []admin.LogLine{a, bErr, c}, false},
+		{"same text, other time", &b, []admin.LogLine{bLater, c}, []admin.LogLine{bLater, c}, false},
+		{"latest copy wins", &b, []admin.LogLine{b, c, b, d}, []admin.LogLine{d}, true},
 	}
 	for _, tc := range tests {
 		got, found := newLines(tc.last, tc.cur)
