@@ -230,15 +230,3 @@ func (n *testNode) doHost(t *testing.T, method, path, host string, hdr map[strin
 func (n *testNode) get(t *testing.T, path string) reply { return n.do(t, "GET", path, nil, "") }
 
 func (n *testNode) post(t *testing.T, path string) reply { return n.do(t, "POST", path, nil, "") }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/admin"
 )
 
@@ -228,27 +229,16 @@ func TestLogsFollow(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f", "-n", "10"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "before") })
+	testutil.Eventually(t, 5*time.Second, `"before" on stdout`, func() bool { return strings.Contains(stdout.String(), "before") })
 	f.addLine("after 1")
 	f.addLine("after 2")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "after 2") })
+	testutil.Eventually(t, 5*time.Second, `"after 2" on stdout`, func() bool { return strings.Contains(stdout.String(), "after 2") })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if got := strings.Count(stdout.String(), "\n"); got != 3 {
 		t.Errorf("want each line once, got:\n%s", stdout.String())
-	}
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

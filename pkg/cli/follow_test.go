@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/admin"
 )
 
@@ -27,14 +28,14 @@ func TestLogsFollowSmallN(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-n", "2", "-f"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
+	testutil.Eventually(t, 5*time.Second, "two lines on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
 	f.addLine("new 1")
 	f.addLine("new 2")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "new 2") })
+	testutil.Eventually(t, 5*time.Second, `"new 2" on stdout`, func() bool { return strings.Contains(stdout.String(), "new 2") })
 	// Let several more polls happen: they must print nothing.
 	polls := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.logPolls }
 	seen := polls()
-	eventually(t, 5*time.Second, func() bool { return polls() >= seen+3 })
+	testutil.Eventually(t, 5*time.Second, "three more polls", func() bool { return polls() >= seen+3 })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -106,12 +107,12 @@ func TestLogsFollowRotated(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "first") })
+	testutil.Eventually(t, 5*time.Second, `"first" on stdout`, func() bool { return strings.Contains(stdout.String(), "first") })
 	f.mu.Lock()
 	f.logLines = nil // the ring buffer dropped everything shown so far
 	f.mu.Unlock()
 	f.addLine("second")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "second") })
+	testutil.Eventually(t, 5*time.Second, `"second" on stdout`, func() bool { return strings.Contains(stdout.String(), "second") })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
