@@ -9,7 +9,10 @@
 // the daemon wires it and tests drive it with fakes.
 //
 // Every route runs behind, outermost first: panic recovery, X-Request-Id,
-// per-route metrics, rate limiting, a per-request timeout and a body cap.
+// per-route metrics, rate limiting, a per-request timeout, a body cap and,
+// on the admin listener, the browser guards (cross-origin protection on
+// state-changing requests and, on a loopback bind, a Host check against DNS
+// rebinding; see browserGuard).
 // Rate limiting is per client IP, plus a global bucket for the API routes;
 // the probe routes (GET /healthz, /readyz, /metrics, /version) skip the
 // global bucket and have per-IP buckets of their own, so a flood of the API
@@ -54,7 +57,7 @@ const (
 	// EnvDevReady forces /readyz to 200 ("mode":"dev-forced") when "1".
 	EnvDevReady = "MACRONODE_DEV_READY"
 	// EnvDevInsecure allows unauthenticated POSTs on a non-loopback bind when "1".
-	EnvDevInsecure = "MACRONODE_DEV_INSECURE"
+	EnvDevInsecure = config.EnvDevInsecure
 )
 
 // Defaults for Options fields left zero.
@@ -77,13 +80,6 @@ type Services interface {
 	Start(name string) error
 	// Logs returns the last n lines the service wrote.
 	Logs(name string, n int) ([]supervisor.LogLine, error)
-}
-
-// ReloadResult is what a successful reload changed.
-type ReloadResult struct {
-	Changed         []string `json:"changed"`
-	Applied         []string `json:"applied"`
-	RestartRequired []string `json:"restart_required"`
 }
 
 // Options wires a Server. Config is required; everything else is optional.
@@ -133,6 +129,9 @@ type Server struct {
 	devReady bool
 	insecure bool // MACRONODE_DEV_INSECURE=1
 	loopback atomic.Bool
+	bindAddr atomic.Value // string: the admin listener's address, set by Serve
+
+	crossOrigin *http.CrossOriginProtection
 
 	bound    atomic.Bool
 	draining atomic.Bool
@@ -180,6 +179,8 @@ func New(opts Options) (*Server, error) {
 		started:  opts.Started,
 		devReady: opts.Getenv(EnvDevReady) == "1",
 		insecure: opts.Getenv(EnvDevInsecure) == "1",
+
+		crossOrigin: newCrossOrigin(),
 	}
 	s.loopback.Store(IsLoopbackAddr(cfg.HTTPAddr))
 
@@ -257,6 +258,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		// The real bind decides, whatever the configured address said.
 		s.loopback.Store(false)
 	}
+	s.bindAddr.Store(ln.Addr().String())
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -343,8 +345,9 @@ func (s *Server) snapshot() []supervisor.Status {
 	return s.opts.Services.Snapshot()
 }
 
-// wrap applies the middleware chain to h; mux resolves route labels.
-func (s *Server) wrap(mux *httpx.Mux) http.Handler { return s.wrapWith(mux, mux) }
+// wrap applies the browser guards and the middleware chain to the admin
+// plane's mux, which also resolves route labels.
+func (s *Server) wrap(mux *httpx.Mux) http.Handler { return s.wrapWith(s.browserGuard(mux), mux) }
 
 func (s *Server) wrapWith(h http.Handler, mux *httpx.Mux) http.Handler {
 	h = s.bodyCap(h)

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -17,20 +16,8 @@ import (
 )
 
 // IsLoopbackAddr reports whether a host:port listen address binds only the
-// loopback interface: "localhost", 127.0.0.0/8 or ::1. An empty host
-// (":8080") binds every interface and is not loopback; neither is an
-// unparsable address.
-func IsLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// loopback interface (config.IsLoopbackAddr).
+func IsLoopbackAddr(addr string) bool { return config.IsLoopbackAddr(addr) }
 
 // requireAuth guards a POST route (SPEC §5):
 //   - admin_token set: `Authorization: Bearer <token>`, compared in constant

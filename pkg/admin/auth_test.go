@@ -296,7 +296,7 @@ func TestListeningLogLine(t *testing.T) {
 			n := start(t, Options{Config: func() *config.Config { return cfg }, Logger: log})
 			addr := strings.TrimPrefix(n.url, "http://")
 			var lines []map[string]any
-			eventually(t, 5*time.Second, func() bool {
+			testutil.Eventually(t, 5*time.Second, "the listening log line", func() bool {
 				lines = lines[:0]
 				for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 					var m map[string]any

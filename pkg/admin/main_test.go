@@ -194,6 +194,13 @@ func (r reply) json(t *testing.T, v any) {
 
 func (n *testNode) do(t *testing.T, method, path string, hdr map[string]string, body string) reply {
 	t.Helper()
+	return n.doHost(t, method, path, "", hdr, body)
+}
+
+// doHost is do with an explicit Host header ("" means the URL's): the
+// client takes it from req.Host, not from req.Header.
+func (n *testNode) doHost(t *testing.T, method, path, host string, hdr map[string]string, body string) reply {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -201,6 +208,9 @@ func (n *testNode) do(t *testing.T, method, path string, hdr map[string]string, 
 	req, err := http.NewRequest(method, n.url+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -220,15 +230,3 @@ func (n *testNode) do(t *testing.T, method, path string, hdr map[string]string, 
 func (n *testNode) get(t *testing.T, path string) reply { return n.do(t, "GET", path, nil, "") }
 
 func (n *testNode) post(t *testing.T, path string) reply { return n.do(t, "POST", path, nil, "") }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -19,20 +19,6 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 // ErrReloadUnavailable is returned by Server.Reload when Options.Reload is nil.
 var ErrReloadUnavailable = errors.New("reload is not available on this node")
 
-// ReloadError is the 422 body of POST /api/v1/reload.
-type ReloadError struct {
-	Error  string       `json:"error"`
-	Code   string       `json:"code"`
-	Errors []FieldError `json:"errors"`
-}
-
-// FieldError is one invalid config value in a ReloadError.
-type FieldError struct {
-	Field   string `json:"field"`
-	Source  string `json:"source"`
-	Message string `json:"message"`
-}
-
 // Reload re-reads the configuration through Options.Reload, counts the
 // outcome in macronode_config_reloads_total{result="success"|"failure"} and
 // logs it. POST /api/v1/reload calls it, and the daemon must call it (not
@@ -69,24 +55,21 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeReloadError answers a failed reload: 422 naming every field error of a
-// *config.ValidationError, or one entry (source "file") carrying the message
-// of an ErrInvalidConfig; 503 when reload is not wired; 500 for anything
-// else. The old config stays in force either way.
+// *config.ValidationError (plus, when it is joined with load problems, one
+// entry per problem, source "load"), or one entry (source "file") carrying
+// the message of an ErrInvalidConfig; 503 when reload is not wired; 500 for
+// anything else. The old config stays in force either way.
 func writeReloadError(w http.ResponseWriter, err error) {
 	var ve *config.ValidationError
 	switch {
 	case errors.Is(err, ErrReloadUnavailable):
 		httpx.Error(w, http.StatusServiceUnavailable, "", err.Error())
 	case errors.As(err, &ve):
-		body := ReloadError{
+		httpx.JSON(w, http.StatusUnprocessableEntity, ReloadError{
 			Error:  "config is invalid; the old config stays in force",
 			Code:   "invalid",
-			Errors: make([]FieldError, 0, len(ve.Errs)),
-		}
-		for _, fe := range ve.Errs {
-			body.Errors = append(body.Errors, FieldError{Field: fe.Field, Source: fe.Source, Message: fe.Msg})
-		}
-		httpx.JSON(w, http.StatusUnprocessableEntity, body)
+			Errors: fieldErrors(err, nil),
+		})
 	case errors.Is(err, ErrInvalidConfig):
 		// A file that does not parse names no field; the path is known
 		// when the file could not be read at all.
@@ -102,4 +85,29 @@ func writeReloadError(w http.ResponseWriter, err error) {
 	default:
 		httpx.Error(w, http.StatusInternalServerError, "", "reload: "+err.Error())
 	}
+}
+
+// fieldErrors flattens a reload error into entries: each field error of a
+// *config.ValidationError (also when wrapped), and each other problem of a
+// joined error (config.Resolve joins load problems with validation) as its
+// message, source "load".
+func fieldErrors(err error, out []FieldError) []FieldError {
+	var ve *config.ValidationError
+	switch e := err.(type) {
+	case *config.ValidationError:
+		for _, fe := range e.Errs {
+			out = append(out, FieldError{Field: fe.Field, Source: fe.Source, Message: fe.Msg})
+		}
+		return out
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			out = fieldErrors(inner, out)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		if errors.As(err, &ve) {
+			return fieldErrors(e.Unwrap(), out)
+		}
+	}
+	return append(out, FieldError{Source: "load", Message: err.Error()})
 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/macronode/macronode/pkg/config"
@@ -35,6 +36,30 @@ func TestServerReloadCounts(t *testing.T) {
 			map[string]string{"result": result}); !ok || got != want {
 			t.Errorf("reloads{result=%s} = %v (found %v), want %v", result, got, ok, want)
 		}
+	}
+}
+
+// A reload whose load problems are joined with validation problems
+// (config.Resolve) answers 422 listing every one of them.
+func TestReloadListsEveryProblem(t *testing.T) {
+	loadErr := errors.Join(errors.New("x.yaml: line 1: read_timeout: invalid duration 10"), errors.New("env RON_LOG_FORMAT: bad"))
+	verr := &config.ValidationError{Errs: []config.FieldError{{Field: "http_addr", Source: "file x.yaml", Msg: "no port"}}}
+	n := start(t, Options{Reload: func(context.Context) (ReloadResult, error) {
+		return ReloadResult{}, errors.Join(loadErr, verr)
+	}})
+	r := n.post(t, "/api/v1/reload")
+	if r.code != 422 {
+		t.Fatalf("status %d: %s", r.code, r.body)
+	}
+	var body ReloadError
+	r.json(t, &body)
+	want := []FieldError{
+		{Source: "load", Message: "x.yaml: line 1: read_timeout: invalid duration 10"},
+		{Source: "load", Message: "env RON_LOG_FORMAT: bad"},
+		{Field: "http_addr", Source: "file x.yaml", Message: "no port"},
+	}
+	if !reflect.DeepEqual(body.Errors, want) {
+		t.Errorf("errors = %+v, want %+v", body.Errors, want)
 	}
 }
 

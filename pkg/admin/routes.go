@@ -19,41 +19,6 @@ const (
 	MaxLogLines     = 1000
 )
 
-// HealthResponse is the body of GET /healthz.
-type HealthResponse struct {
-	OK     bool              `json:"ok"`
-	Checks map[string]string `json:"checks"`
-}
-
-// StatusResponse is the body of GET /api/v1/status.
-type StatusResponse struct {
-	UptimeSeconds float64                      `json:"uptime_seconds"`
-	Profile       string                       `json:"profile"`
-	HTTPAddr      string                       `json:"http_addr"`
-	MetricsAddr   string                       `json:"metrics_addr"`
-	LogLevel      string                       `json:"log_level"`
-	Ready         bool                         `json:"ready"`
-	Services      map[string]supervisor.Status `json:"services"`
-}
-
-// ActionResponse is the 202 body of the POST action routes.
-type ActionResponse struct {
-	Status  string `json:"status"`
-	Service string `json:"service,omitempty"`
-}
-
-// ReloadResponse is the 200 body of POST /api/v1/reload.
-type ReloadResponse struct {
-	Status string `json:"status"`
-	ReloadResult
-}
-
-// LogsResponse is the body of GET /api/v1/services/{name}/logs.
-type LogsResponse struct {
-	Service string               `json:"service"`
-	Lines   []supervisor.LogLine `json:"lines"`
-}
-
 func (s *Server) routes() {
 	m := httpx.NewMux()
 	m.HandleFunc("GET /version", s.handleVersion)
@@ -194,7 +159,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		UptimeSeconds: time.Since(s.started).Seconds(),
 		Profile:       "macronode",
 		Ready:         readinessOf(cfg, snap, s.network()).Ready,
-		Services:      svcs,
+		Services:      make(map[string]ServiceStatus, len(svcs)),
+	}
+	for name, st := range svcs {
+		resp.Services[name] = serviceStatusOf(st)
 	}
 	if cfg != nil {
 		resp.HTTPAddr, resp.MetricsAddr, resp.LogLevel = cfg.HTTPAddr, cfg.MetricsAddr, cfg.LogLevel
@@ -265,10 +233,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		writeServiceError(w, "logs", name, err)
 		return
 	}
-	if lines == nil {
-		lines = []supervisor.LogLine{}
-	}
-	httpx.JSON(w, http.StatusOK, LogsResponse{Service: name, Lines: lines})
+	httpx.JSON(w, http.StatusOK, LogsResponse{Service: name, Lines: logLinesOf(lines)})
 }
 
 // writeServiceError maps a supervisor error: unknown service is 404, a

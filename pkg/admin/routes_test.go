@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/buildinfo"
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/httpx"
@@ -74,7 +75,7 @@ func TestHealthzSupervisorStuck(t *testing.T) {
 	if got := s.checkSupervisor(ctx); got != "unresponsive" {
 		t.Fatalf("check = %q", got)
 	}
-	eventually(t, 5*time.Second, func() bool { return svc.calls.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "one supervisor call", func() bool { return svc.calls.Load() == 1 })
 	// The first probe is still outstanding: the second joins it, no second
 	// goroutine piles up.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -119,11 +120,11 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("services = %v", got.Services)
 	}
 	st := got.Services["storage"]
-	if st.State != supervisor.StateRunning || st.PID != 4242 || st.Restarts != 2 || st.LastExit != "signal: killed" || !st.Ready || st.Listen != "127.0.0.1:9300" {
+	if st.State != string(supervisor.StateRunning) || st.PID != 4242 || st.Restarts != 2 || st.LastExit != "signal: killed" || !st.Ready || st.Listen != "127.0.0.1:9300" {
 		t.Errorf("storage = %+v", st)
 	}
 	gw := got.Services["gateway"]
-	if gw.State != supervisor.StateStopped || gw.PID != 0 || gw.Listen != cfg.Services["gateway"].Listen {
+	if gw.State != string(supervisor.StateStopped) || gw.PID != 0 || gw.Listen != cfg.Services["gateway"].Listen {
 		t.Errorf("gateway = %+v", gw)
 	}
 	if !strings.Contains(string(r.body), `"exits":[]`) {
@@ -141,7 +142,7 @@ func TestShutdownRoute(t *testing.T) {
 			t.Fatalf("got %d %s", r.code, r.body)
 		}
 	}
-	eventually(t, 5*time.Second, func() bool { return n.shutdown.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the shutdown callback", func() bool { return n.shutdown.Load() == 1 })
 	if r := n.get(t, "/readyz"); r.code != 503 {
 		t.Errorf("readyz after shutdown = %d", r.code)
 	}

@@ -288,12 +288,13 @@ func runFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
 		&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
 		&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
+		&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` ending in /p2p/<node id> to join (repeat, or comma-separate); env RON_BOOTSTRAP"},
 	}
 }
 
 // runUsage is the synopsis of the commands that take runFlags.
 const runUsage = "[--config PATH] [--http-addr ADDR] [--metrics-addr ADDR] [--log-level L] [--log-format F]\n" +
-	"       [--data-dir D] [--graceful-timeout DURATION] [--amnesia]"
+	"       [--data-dir D] [--graceful-timeout DURATION] [--amnesia] [--bootstrap MULTIADDR]..."
 
 // flagField maps a flag to the config field it overrides.
 type flagField struct{ flag, field string }
@@ -306,6 +307,7 @@ var runFlagFields = []flagField{
 	{"data-dir", "data_dir"},
 	{"graceful-timeout", "shutdown_timeout"},
 	{"amnesia", "amnesia"},
+	{"bootstrap", "network.bootstrap"},
 }
 
 // overrides turns the flags the user actually set into config overrides.
@@ -315,25 +317,37 @@ func overrides(c *ucli.Context, table []flagField) []config.Override {
 		if !c.IsSet(ff.flag) {
 			continue
 		}
-		out = append(out, config.Override{Field: ff.field, Value: c.String(ff.flag), Source: "flag --" + ff.flag})
+		value := c.String(ff.flag)
+		if list := c.StringSlice(ff.flag); list != nil {
+			value = strings.Join(list, ",") // a repeatable flag
+		}
+		out = append(out, config.Override{Field: ff.field, Value: value, Source: "flag --" + ff.flag})
 	}
 	return out
 }
 
 // loadConfig loads and validates the configuration for a command, printing
-// deprecation warnings to stderr. Any error is a config error (exit 2).
+// warnings to stderr. Any error is a config error (exit 2) listing every
+// problem of every layer.
 func loadConfig(c *ucli.Context, env Env, file string, flags []config.Override) (*config.Config, error) {
-	cfg, warns, err := config.Load(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
+	cfg, warns, err := config.Resolve(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
 	for _, w := range warns {
 		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
 	}
 	if err != nil {
-		return nil, loadErr(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, invalidErr(err)
+		return nil, resolveErr(err)
 	}
 	return cfg, nil
+}
+
+// resolveErr reports a config.Resolve error (exit 2): validation problems
+// alone as invalidErr, anything else (with or without them) as loadErr.
+func resolveErr(err error) error {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) && ve == err {
+		return invalidErr(err)
+	}
+	return loadErr(err)
 }
 
 // loadErr reports a config.Load error (exit 2). Its messages already say

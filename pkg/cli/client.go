@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 // clientTimeout bounds each admin API request.
@@ -32,18 +34,17 @@ type client struct {
 	http  *http.Client
 }
 
-// apiError is a JSON error answer of the admin API.
+// apiError is a JSON error answer of the admin API and its HTTP status.
 type apiError struct {
 	Status int
-	Msg    string `json:"error"`
-	Code   string `json:"code"`
+	Body   httpx.ErrorBody
 }
 
 func (e *apiError) Error() string {
-	if e.Code != "" {
-		return fmt.Sprintf("%s (%s, HTTP %d)", e.Msg, e.Code, e.Status)
+	if e.Body.Code != "" {
+		return fmt.Sprintf("%s (%s, HTTP %d)", e.Body.Error, e.Body.Code, e.Status)
 	}
-	return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status)
+	return fmt.Sprintf("%s (HTTP %d)", e.Body.Error, e.Status)
 }
 
 // newClient builds a client for the admin API that cfg describes. A
@@ -110,10 +111,10 @@ func (cl *client) do(ctx context.Context, method, path string, out any) error {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ae := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(body, ae) != nil || ae.Msg == "" {
-			ae.Msg = strings.TrimSpace(truncate(string(body), 200))
-			if ae.Msg == "" {
-				ae.Msg = http.StatusText(resp.StatusCode)
+		if json.Unmarshal(body, &ae.Body) != nil || ae.Body.Error == "" {
+			ae.Body.Error = strings.TrimSpace(truncate(string(body), 200))
+			if ae.Body.Error == "" {
+				ae.Body.Error = http.StatusText(resp.StatusCode)
 			}
 		}
 		return ae
@@ -134,41 +135,16 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// statusDoc is the part of GET /api/v1/status the CLI shows.
-type statusDoc struct {
-	UptimeSeconds float64                   `json:"uptime_seconds"`
-	Ready         bool                      `json:"ready"`
-	HTTPAddr      string                    `json:"http_addr"`
-	MetricsAddr   string                    `json:"metrics_addr"`
-	Services      map[string]serviceSummary `json:"services"`
-}
-
-type serviceSummary struct {
-	State         string  `json:"state"`
-	PID           int     `json:"pid"`
-	Restarts      int     `json:"restarts"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
-	Ready         bool    `json:"ready"`
-	Listen        string  `json:"listen"`
-	LastExit      string  `json:"last_exit"`
-	LastError     string  `json:"last_error"`
-}
-
-func (cl *client) status(ctx context.Context) (*statusDoc, error) {
-	var doc statusDoc
+func (cl *client) status(ctx context.Context) (*admin.StatusResponse, error) {
+	var doc admin.StatusResponse
 	if err := cl.do(ctx, http.MethodGet, "/api/v1/status", &doc); err != nil {
 		return nil, err
 	}
 	return &doc, nil
 }
 
-// actionDoc is the 202 answer of a service action.
-type actionDoc struct {
-	Status string `json:"status"`
-}
-
-func (cl *client) action(ctx context.Context, name, verb string) (*actionDoc, error) {
-	var doc actionDoc
+func (cl *client) action(ctx context.Context, name, verb string) (*admin.ActionResponse, error) {
+	var doc admin.ActionResponse
 	path := "/api/v1/services/" + url.PathEscape(name) + "/" + verb
 	if err := cl.do(ctx, http.MethodPost, path, &doc); err != nil {
 		return nil, err
@@ -176,17 +152,8 @@ func (cl *client) action(ctx context.Context, name, verb string) (*actionDoc, er
 	return &doc, nil
 }
 
-// logLine is one line of GET /api/v1/services/{name}/logs.
-type logLine struct {
-	Time   time.Time `json:"time"`
-	Stream string    `json:"stream"`
-	Text   string    `json:"text"`
-}
-
-func (cl *client) logs(ctx context.Context, name string, lines int) ([]logLine, error) {
-	var doc struct {
-		Lines []logLine `json:"lines"`
-	}
+func (cl *client) logs(ctx context.Context, name string, lines int) ([]admin.LogLine, error) {
+	var doc admin.LogsResponse
 	path := fmt.Sprintf("/api/v1/services/%s/logs?lines=%d", url.PathEscape(name), lines)
 	if err := cl.do(ctx, http.MethodGet, path, &doc); err != nil {
 		return nil, err

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/internal/testutil"
+	"github.com/macronode/macronode/pkg/admin"
 )
 
 // fakeNode imitates the admin API of a running node.
@@ -21,7 +24,7 @@ type fakeNode struct {
 	mu       sync.Mutex
 	token    string // required bearer token, if set
 	actions  []string
-	logLines []logLine
+	logLines []admin.LogLine
 	services map[string]any // GET /api/v1/status services; nil: a fixed set of three
 	logPolls int            // GET .../logs answered
 	srv      *httptest.Server
@@ -86,7 +89,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 		if len(lines) > n {
 			lines = lines[len(lines)-n:]
 		}
-		lines = append([]logLine(nil), lines...)
+		lines = append([]admin.LogLine(nil), lines...)
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"service": r.PathValue("name"), "lines": lines})
 	}))
@@ -100,7 +103,7 @@ func (f *fakeNode) addr() string { return strings.TrimPrefix(f.srv.URL, "http://
 func (f *fakeNode) addLine(text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.logLines = append(f.logLines, logLine{
+	f.logLines = append(f.logLines, admin.LogLine{
 		Time:   time.Date(2025, 1, 2, 3, 4, 5, len(f.logLines), time.UTC),
 		Stream: "stderr",
 		Text:   text,
@@ -226,27 +229,16 @@ func TestLogsFollow(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f", "-n", "10"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "before") })
+	testutil.Eventually(t, 5*time.Second, `"before" on stdout`, func() bool { return strings.Contains(stdout.String(), "before") })
 	f.addLine("after 1")
 	f.addLine("after 2")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "after 2") })
+	testutil.Eventually(t, 5*time.Second, `"after 2" on stdout`, func() bool { return strings.Contains(stdout.String(), "after 2") })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if got := strings.Count(stdout.String(), "\n"); got != 3 {
 		t.Errorf("want each line once, got:\n%s", stdout.String())
-	}
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

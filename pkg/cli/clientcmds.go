@@ -13,6 +13,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
 )
 
@@ -74,7 +75,7 @@ func statusCommand(env Env) *ucli.Command {
 	}
 }
 
-func printStatus(env Env, cfg *config.Config, doc *statusDoc) error {
+func printStatus(env Env, cfg *config.Config, doc *admin.StatusResponse) error {
 	var names []string
 	listed := map[string]bool{}
 	for _, n := range cfg.Enabled() {
@@ -217,12 +218,12 @@ func logsCommand(env Env) *ucli.Command {
 // no longer in the answer, the buffer rotated past it between two polls:
 // the whole answer is printed after a notice on stderr, and only what the
 // buffer itself dropped is missing.
-func follow(ctx context.Context, env Env, cl *client, name string, printed []logLine) error {
+func follow(ctx context.Context, env Env, cl *client, name string, printed []admin.LogLine) error {
 	every := env.pollEvery
 	if every <= 0 {
 		every = 500 * time.Millisecond
 	}
-	var last *logLine
+	var last *admin.LogLine
 	if len(printed) > 0 {
 		last = &printed[len(printed)-1]
 	}
@@ -258,7 +259,7 @@ func follow(ctx context.Context, env Env, cl *client, name string, printed []log
 // buffer rotated past it): then all of cur is new. With nothing printed
 // yet (last nil) everything is new and found is true; an empty answer has
 // nothing new.
-func newLines(last *logLine, cur []logLine) (next []logLine, found bool) {
+func newLines(last *admin.LogLine, cur []admin.LogLine) (next []admin.LogLine, found bool) {
 	if last == nil {
 		return cur, true
 	}
@@ -273,11 +274,11 @@ func newLines(last *logLine, cur []logLine) (next []logLine, found bool) {
 	return cur, false
 }
 
-func sameLine(a, b logLine) bool {
+func sameLine(a, b admin.LogLine) bool {
 	return a.Time.Equal(b.Time) && a.Stream == b.Stream && a.Text == b.Text
 }
 
-func printLines(env Env, lines []logLine) {
+func printLines(env Env, lines []admin.LogLine) {
 	for _, l := range lines {
 		ts := "-"
 		if !l.Time.IsZero() {

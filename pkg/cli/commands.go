@@ -40,17 +40,11 @@ func runCommand(env Env) *ucli.Command {
 				return configErr(fmt.Errorf("logger: %w", err))
 			}
 			reload := func() (*config.Config, error) {
-				next, warns, err := config.Load(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
+				next, warns, err := config.Resolve(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
 				for _, w := range warns {
 					logger.Warn(w)
 				}
-				if err != nil {
-					return nil, err
-				}
-				if err := next.Validate(); err != nil {
-					return nil, err
-				}
-				return next, nil
+				return next, err
 			}
 			runNode := env.runNode
 			if runNode == nil {
@@ -176,12 +170,8 @@ func configCommand(env Env) *ucli.Command {
 						return nil
 					}
 					path := c.Args().First()
-					cfg, _, err := config.Load(config.LoadOptions{File: path, FileFrom: "the PATH argument"})
-					if err != nil {
-						return loadErr(err)
-					}
-					if err := cfg.Validate(); err != nil {
-						return invalidErr(err)
+					if _, _, err := config.Resolve(config.LoadOptions{File: path, FileFrom: "the PATH argument"}); err != nil {
+						return resolveErr(err)
 					}
 					fmt.Fprintf(env.Stdout, "%s: ok\n", path)
 					return nil

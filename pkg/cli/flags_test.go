@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/macronode/macronode/pkg/node"
 )
 
 // TestRunFlagsOnCheckAndPrint: `check` and `config print` take run's
@@ -12,7 +16,8 @@ import (
 func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 	t.Parallel()
 	r := run(t, []string{"RON_LOG=debug"}, "config", "print", "--log-level", "WARN", "--http-addr", "127.0.0.1:18080",
-		"--metrics-addr", "127.0.0.1:18081", "--log-format", "text", "--data-dir", "/srv/mn", "--graceful-timeout", "30s", "--amnesia")
+		"--metrics-addr", "127.0.0.1:18081", "--log-format", "text", "--data-dir", "/srv/mn", "--graceful-timeout", "30s", "--amnesia",
+		"--bootstrap", "/ip4/127.0.0.1/tcp/9101/p2p/A", "--bootstrap", "/ip4/127.0.0.1/tcp/9102/p2p/B,/ip4/127.0.0.1/tcp/9103/p2p/C")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -24,6 +29,7 @@ func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 		`data_dir = "/srv/mn"  # flag --data-dir`,
 		`shutdown_timeout = 30s  # flag --graceful-timeout`,
 		`amnesia = true  # flag --amnesia`,
+		`network.bootstrap = ["/ip4/127.0.0.1/tcp/9101/p2p/A", "/ip4/127.0.0.1/tcp/9102/p2p/B", "/ip4/127.0.0.1/tcp/9103/p2p/C"]  # flag --bootstrap`,
 	} {
 		if !strings.Contains(r.stdout, want+"\n") {
 			t.Errorf("config print lacks %q:\n%s", want, r.stdout)
@@ -43,6 +49,7 @@ func TestRunFlagsOnCheckAndPrint(t *testing.T) {
 		{"check stray argument", nil, []string{"check", "x.yaml"}, ExitUsage, "check takes no arguments"},
 		{"print bad flag value", nil, []string{"config", "print", "--log-format", "xml"}, ExitUsage, `log_format (flag --log-format): "xml" is not one of auto, json, text`},
 		{"upper-case env level", []string{"RON_LOG=INFO", "RON_LOG_FORMAT=JSON"}, []string{"check"}, ExitOK, ""},
+		{"check bad bootstrap", nil, []string{"check", "--bootstrap", "/ip4/127.0.0.1/tcp/9101"}, ExitUsage, `network.bootstrap (flag --bootstrap): entry 1: "/ip4/127.0.0.1/tcp/9101" does not end in /p2p/<node id>`},
 		{"doctor takes run flags", nil, []string{"doctor", "--log-level", "nope"}, ExitUsage, `log_level (flag --log-level): "nope"`},
 	}
 	for _, tc := range tests {
@@ -72,7 +79,7 @@ func TestHelpText(t *testing.T) {
 	}
 	for _, cmd := range [][]string{{"config", "print"}, {"check"}, {"doctor"}, {"run"}} {
 		r := run(t, nil, append(cmd, "--help")...)
-		for _, flag := range []string{"--http-addr", "--metrics-addr", "--log-level", "--log-format", "--data-dir", "--graceful-timeout", "--amnesia", "--config"} {
+		for _, flag := range []string{"--http-addr", "--metrics-addr", "--log-level", "--log-format", "--data-dir", "--graceful-timeout", "--amnesia", "--bootstrap", "--config"} {
 			if !strings.Contains(r.stdout, flag) {
 				t.Errorf("%v --help lacks %s", cmd, flag)
 			}
@@ -118,5 +125,55 @@ func TestConfigFileErrors(t *testing.T) {
 				t.Errorf("doubled prefix: %q", r.stderr)
 			}
 		})
+	}
+}
+
+// TestCheckAndRunRefuse: check and run refuse, with exit 2 naming the field
+// and its source, a blank admin token and an admin plane reachable beyond
+// this host with no credential (unless MACRONODE_DEV_INSECURE=1); a file
+// with several problems shows all of them.
+func TestCheckAndRunRefuse(t *testing.T) {
+	t.Parallel()
+	blankFile := writeFile(t, "token", " \n")
+	several := writeFile(t, "several.yaml", "read_timeout: 10\nhttp_addr: 127.0.0.1\nlog_level: verbose\n")
+	tests := []struct {
+		name    string
+		environ []string
+		args    []string
+		code    int
+		stderr  []string
+	}{
+		{"blank token", []string{"RON_ADMIN_TOKEN= "}, nil, ExitUsage, []string{"admin_token (env RON_ADMIN_TOKEN): is blank"}},
+		{"blank token file", []string{"RON_ADMIN_TOKEN_FILE=" + blankFile}, nil, ExitUsage, []string{"admin_token_file (env RON_ADMIN_TOKEN_FILE): " + blankFile + " is blank"}},
+		{"exposed admin", nil, []string{"--http-addr", "0.0.0.0:18080"}, ExitUsage, []string{"http_addr (flag --http-addr): 0.0.0.0:18080 is not a loopback address"}},
+		{"exposed admin with token", []string{"RON_ADMIN_TOKEN=t"}, []string{"--http-addr", "0.0.0.0:18080"}, ExitOK, nil},
+		{"exposed admin, dev insecure", []string{"MACRONODE_DEV_INSECURE=1"}, []string{"--http-addr", "0.0.0.0:18080"}, ExitOK, []string{"warning: INSECURE: MACRONODE_DEV_INSECURE=1"}},
+		{"several problems", nil, []string{"--config", several}, ExitUsage, []string{
+			"config errors:\n", several + ": line 1: read_timeout: invalid duration 10",
+			`http_addr (file ` + several + `): "127.0.0.1" is an address without a port`,
+			`log_level (file ` + several + `): "verbose" is not one of`,
+		}},
+	}
+	for _, tc := range tests {
+		for _, cmd := range []string{"check", "run"} {
+			if cmd == "run" && tc.code == ExitOK {
+				continue // a valid config would start a node
+			}
+			t.Run(cmd+" "+tc.name, func(t *testing.T) {
+				t.Parallel()
+				env := Env{runNode: func(context.Context, node.Options) error {
+					return errors.New("the node must not start on a refused config")
+				}}
+				r := runCtx(t, context.Background(), env, tc.environ, append([]string{cmd}, tc.args...)...)
+				if r.code != tc.code {
+					t.Errorf("exit %d, want %d; stderr %q", r.code, tc.code, r.stderr)
+				}
+				for _, w := range tc.stderr {
+					if !strings.Contains(r.stderr, w) {
+						t.Errorf("stderr %q lacks %q", r.stderr, w)
+					}
+				}
+			})
+		}
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/internal/testutil"
+	"github.com/macronode/macronode/pkg/admin"
 )
 
 // TestLogsFollowSmallN: with -n smaller than the buffer, -f prints the N
@@ -25,14 +28,14 @@ func TestLogsFollowSmallN(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-n", "2", "-f"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
+	testutil.Eventually(t, 5*time.Second, "two lines on stdout", func() bool { return strings.Count(stdout.String(), "\n") >= 2 })
 	f.addLine("new 1")
 	f.addLine("new 2")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "new 2") })
+	testutil.Eventually(t, 5*time.Second, `"new 2" on stdout`, func() bool { return strings.Contains(stdout.String(), "new 2") })
 	// Let several more polls happen: they must print nothing.
 	polls := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.logPolls }
 	seen := polls()
-	eventually(t, 5*time.Second, func() bool { return polls() >= seen+3 })
+	testutil.Eventually(t, 5*time.Second, "three more polls", func() bool { return polls() >= seen+3 })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -52,8 +55,8 @@ func TestLogsFollowSmallN(t *testing.T) {
 
 func TestNewLines(t *testing.T) {
 	t.Parallel()
-	at := func(n int, text string) logLine {
-		return logLine{Time: time.Date(2025, 1, 1, 0, 0, 0, n, time.UTC), Stream: "stdout", Text: text}
+	at := func(n int, text string) admin.LogLine {
+		return admin.LogLine{Time: time.Date(2025, 1, 1, 0, 0, 0, n, time.UTC), Stream: "stdout", Text: text}
 	}
 	a, b, c, d := at(1, "a"), at(2, "b"), at(3, "c"), at(4, "d")
 	bErr := b
@@ -61,19 +64,19 @@ func TestNewLines(t *testing.T) {
 	bLater := at(9, "b")
 	tests := []struct {
 		name      string
-		last      *logLine
-		cur       []logLine
-		want      []logLine
+		last      *admin.LogLine
+		cur       []admin.LogLine
+		want      []admin.LogLine
 		wantFound bool
 	}{
-		{"nothing printed yet", nil, []logLine{a, b}, []logLine{a, b}, true},
-		{"last in the middle of a longer answer", &b, []logLine{a, b, c, d}, []logLine{c, d}, true},
-		{"nothing new", &d, []logLine{a, b, c, d}, []logLine{}, true},
+		{"nothing printed yet", nil, []admin.LogLine{a, b}, []admin.LogLine{a, b}, true},
+		{"last in the middle of a longer answer", &b, []admin.LogLine{a, b, c, d}, []admin.LogLine{c, d}, true},
+		{"nothing new", &d, []admin.LogLine{a, b, c, d}, []admin.LogLine{}, true},
 		{"empty answer", &d, nil, nil, true},
-		{"rotated past", &a, []logLine{c, d}, []logLine{c, d}, false},
-		{"same text, other stream", &b, []logLine{a, bErr, c}, []logLine{a, bErr, c}, false},
-		{"same text, other time", &b, []logLine{bLater, c}, []logLine{bLater, c}, false},
-		{"latest copy wins", &b, []logLine{b, c, b, d}, []logLine{d}, true},
+		{"rotated past", &a, []admin.LogLine{c, d}, []admin.LogLine{c, d}, false},
+		{"same text, other stream", &b, []admin.LogLine{a, bErr, c}, []admin.LogLine{a, bErr, c}, false},
+		{"same text, other time", &b, []admin.LogLine{bLater, c}, []admin.LogLine{bLater, c}, false},
+		{"latest copy wins", &b, []admin.LogLine{b, c, b, d}, []admin.LogLine{d}, true},
 	}
 	for _, tc := range tests {
 		got, found := newLines(tc.last, tc.cur)
@@ -104,12 +107,12 @@ func TestLogsFollowRotated(t *testing.T) {
 			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
 		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f"}, env)
 	}()
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "first") })
+	testutil.Eventually(t, 5*time.Second, `"first" on stdout`, func() bool { return strings.Contains(stdout.String(), "first") })
 	f.mu.Lock()
 	f.logLines = nil // the ring buffer dropped everything shown so far
 	f.mu.Unlock()
 	f.addLine("second")
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(stdout.String(), "second") })
+	testutil.Eventually(t, 5*time.Second, `"second" on stdout`, func() bool { return strings.Contains(stdout.String(), "second") })
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())

@@ -29,11 +29,41 @@ type Config struct {
 	OAPMaxFrameBytes   Size   `yaml:"oap_max_frame_bytes" json:"oap_max_frame_bytes"`
 	DecompressRatioCap int    `yaml:"decompress_ratio_cap" json:"decompress_ratio_cap"`
 	AdminToken         string `yaml:"admin_token" json:"admin_token"`
+	// AdminTokenFile names a file holding the admin token (surrounding
+	// whitespace trimmed). Load reads it into AdminToken; when neither is
+	// set, $CREDENTIALS_DIRECTORY/admin_token (systemd LoadCredential=) is
+	// used if it exists.
+	AdminTokenFile string `yaml:"admin_token_file" json:"admin_token_file"`
+	// AdminAllowedHosts are Host headers the admin plane accepts on a
+	// loopback bind besides the bound address and localhost: "name" (any
+	// port) or "name:port".
+	AdminAllowedHosts []string `yaml:"admin_allowed_hosts" json:"admin_allowed_hosts"`
+	// MetricsPublic keeps /metrics open when an admin token is set.
+	MetricsPublic bool `yaml:"metrics_public" json:"metrics_public"`
 
 	AdminTLS   TLS    `yaml:"admin_tls" json:"admin_tls"`
 	GatewayTLS TLS    `yaml:"gateway_tls" json:"gateway_tls"`
 	Amnesia    bool   `yaml:"amnesia" json:"amnesia"`
 	PQMode     string `yaml:"pq_mode" json:"pq_mode"`
+
+	// IOIdleTimeout bounds how long a request body or a response may make
+	// no progress.
+	IOIdleTimeout Duration `yaml:"io_idle_timeout" json:"io_idle_timeout"`
+	// FetchTimeout bounds the gateway's provider lookup and the first byte
+	// from a peer on a local miss.
+	FetchTimeout Duration `yaml:"fetch_timeout" json:"fetch_timeout"`
+	// GatewayRate and GatewayBurst are the gateway's per-client token bucket
+	// (requests per second, bucket size); 0 turns it off.
+	GatewayRate  float64 `yaml:"gateway_rate" json:"gateway_rate"`
+	GatewayBurst int     `yaml:"gateway_burst" json:"gateway_burst"`
+	// GatewayTrustedProxies are the CIDRs (or single addresses) whose
+	// X-Forwarded-For header names the client.
+	GatewayTrustedProxies []string `yaml:"gateway_trusted_proxies" json:"gateway_trusted_proxies"`
+	// GatewayMaxConns caps the gateway's concurrent connections.
+	GatewayMaxConns int `yaml:"gateway_max_conns" json:"gateway_max_conns"`
+
+	Network Network `yaml:"network" json:"network"`
+	DHT     DHT     `yaml:"dht" json:"dht"`
 
 	// Services is keyed by plane name; after loading it holds all six planes.
 	Services map[string]*Service `yaml:"services" json:"services"`
@@ -42,6 +72,10 @@ type Config struct {
 	// the layer that last set it: "default", "file <path>", "env RON_X",
 	// "flag --x". Fields absent from the map were set by defaults.
 	Sources map[string]string `yaml:"-" json:"-"`
+
+	// devInsecure is MACRONODE_DEV_INSECURE=1 at Load: an unauthenticated
+	// non-loopback admin plane is allowed (with a warning).
+	devInsecure bool
 }
 
 // TLS names certificate files; all empty means off.
@@ -51,11 +85,29 @@ type TLS struct {
 	ClientCA string `yaml:"client_ca" json:"client_ca"`
 }
 
+// Network is how the node finds and is found by other nodes.
+type Network struct {
+	// Bootstrap are the peers to dial first: multiaddrs ending in /p2p/<node id>.
+	Bootstrap []string `yaml:"bootstrap" json:"bootstrap"`
+	// Announce are the addresses to advertise instead of the listen ones
+	// (NAT, Kubernetes).
+	Announce []string `yaml:"announce" json:"announce"`
+}
+
+// DHT holds the settings of the DHT's provider records.
+type DHT struct {
+	// ReprovideInterval is how often this node re-announces what it stores.
+	ReprovideInterval Duration `yaml:"reprovide_interval" json:"reprovide_interval"`
+}
+
 // Service is the configuration of one plane's child process.
 type Service struct {
-	Enabled   bool              `yaml:"enabled" json:"enabled"`
-	Binary    string            `yaml:"binary" json:"binary"`
-	Listen    string            `yaml:"listen" json:"listen"`
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Binary  string `yaml:"binary" json:"binary"`
+	Listen  string `yaml:"listen" json:"listen"`
+	// P2PListen are the libp2p listen multiaddrs of overlay and dht; the
+	// other planes must leave it empty.
+	P2PListen []string          `yaml:"p2p_listen" json:"p2p_listen"`
 	Args      []string          `yaml:"args" json:"args"`
 	Env       map[string]string `yaml:"env" json:"env"`
 	Critical  bool              `yaml:"critical" json:"critical"`

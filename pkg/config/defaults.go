@@ -15,6 +15,12 @@ var defaultListen = map[string]string{
 	"mailbox": "127.0.0.1:9500",
 }
 
+// Default libp2p listen addresses of the planes that have one (SPEC §3).
+var defaultP2PListen = map[string][]string{
+	"overlay": {"/ip4/0.0.0.0/tcp/9101", "/ip4/0.0.0.0/udp/9101/quic-v1"},
+	"dht":     {"/ip4/0.0.0.0/tcp/9201", "/ip4/0.0.0.0/udp/9201/quic-v1"},
+}
+
 // Default start-order dependencies (SPEC §3).
 var defaultDeps = map[string][]string{
 	"gateway": {"storage", "index", "mailbox"},
@@ -26,6 +32,7 @@ func DefaultService(plane string) *Service {
 	return &Service{
 		Enabled:   true,
 		Listen:    defaultListen[plane],
+		P2PListen: append([]string(nil), defaultP2PListen[plane]...),
 		Critical:  true,
 		DependsOn: append([]string(nil), defaultDeps[plane]...),
 		Backoff: Backoff{
@@ -58,6 +65,13 @@ func defaultsFrom(env map[string]string) *Config {
 		OAPMaxFrameBytes:   1 << 20,
 		DecompressRatioCap: 10,
 		PQMode:             "hybrid",
+		MetricsPublic:      true,
+		IOIdleTimeout:      Duration(30 * time.Second),
+		FetchTimeout:       Duration(5 * time.Second),
+		GatewayRate:        1000,
+		GatewayBurst:       2000,
+		GatewayMaxConns:    4096,
+		DHT:                DHT{ReprovideInterval: Duration(12 * time.Hour)},
 		Services:           make(map[string]*Service, len(Planes)),
 		Sources:            map[string]string{},
 	}

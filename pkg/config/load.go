@@ -53,6 +53,9 @@ var envVars = []envVar{
 	{"OAP_MAX_FRAME_BYTES", "oap_max_frame_bytes"},
 	{"DECOMPRESS_RATIO_CAP", "decompress_ratio_cap"},
 	{"ADMIN_TOKEN", "admin_token"},
+	{"ADMIN_TOKEN_FILE", "admin_token_file"},
+	{"ADMIN_ALLOWED_HOSTS", "admin_allowed_hosts"},
+	{"METRICS_PUBLIC", "metrics_public"},
 	{"ADMIN_TLS_CERT", "admin_tls.cert"},
 	{"ADMIN_TLS_KEY", "admin_tls.key"},
 	{"ADMIN_TLS_CLIENT_CA", "admin_tls.client_ca"},
@@ -60,6 +63,17 @@ var envVars = []envVar{
 	{"GATEWAY_TLS_KEY", "gateway_tls.key"},
 	{"AMNESIA", "amnesia"},
 	{"PQ_MODE", "pq_mode"},
+	{"IO_IDLE_TIMEOUT", "io_idle_timeout"},
+	{"FETCH_TIMEOUT", "fetch_timeout"},
+	{"GATEWAY_RATE", "gateway_rate"},
+	{"GATEWAY_BURST", "gateway_burst"},
+	{"GATEWAY_TRUSTED_PROXIES", "gateway_trusted_proxies"},
+	{"GATEWAY_MAX_CONNS", "gateway_max_conns"},
+	{"BOOTSTRAP", "network.bootstrap"},
+	{"ANNOUNCE", "network.announce"},
+	{"OVERLAY_P2P_ADDR", "services.overlay.p2p_listen"},
+	{"DHT_P2P_ADDR", "services.dht.p2p_listen"},
+	{"DHT_REPROVIDE_INTERVAL", "dht.reprovide_interval"},
 }
 
 func allEnvVars() []envVar {
@@ -77,6 +91,34 @@ func allEnvVars() []envVar {
 // problem; a file's problems come first, in line order). It does not
 // validate: call Validate on the result.
 func Load(opts LoadOptions) (*Config, []string, error) {
+	cfg, warnings, err := load(opts)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return cfg, warnings, nil
+}
+
+// Resolve is Load then Validate, with the problems of both in one pass: a
+// value that does not parse does not hide another that is invalid. On any
+// problem the config is nil and the error is Load's error joined with the
+// *ValidationError (errors.As finds it), or either alone.
+func Resolve(opts LoadOptions) (*Config, []string, error) {
+	cfg, warnings, lerr := load(opts)
+	verr := cfg.Validate()
+	switch {
+	case lerr != nil && verr != nil:
+		return nil, warnings, errors.Join(lerr, verr)
+	case lerr != nil:
+		return nil, warnings, lerr
+	case verr != nil:
+		return nil, warnings, verr
+	}
+	return cfg, warnings, nil
+}
+
+// load is Load, but returns the configuration even when some values could
+// not be applied (those keep the value of the layer below).
+func load(opts LoadOptions) (*Config, []string, error) {
 	env := envMap(opts.Environ)
 	cfg := defaultsFrom(env)
 	var warnings []string
@@ -140,10 +182,15 @@ func Load(opts LoadOptions) (*Config, []string, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", o.Source, err))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, warnings, errors.Join(errs...)
+	if err := cfg.readAdminTokenFile(env); err != nil {
+		errs = append(errs, err)
 	}
-	return cfg, warnings, nil
+	cfg.devInsecure = env[EnvDevInsecure] == "1"
+	if cfg.devInsecure && cfg.adminExposed() {
+		warnings = append(warnings, fmt.Sprintf("INSECURE: %s=1: the admin plane on %s has neither admin_token nor admin_tls.client_ca; anyone who can reach it may stop, restart or reload this node",
+			EnvDevInsecure, cfg.HTTPAddr))
+	}
+	return cfg, warnings, errors.Join(errs...)
 }
 
 // SetEnabled enables exactly the planes named in a comma-separated list

@@ -10,14 +10,8 @@ import (
 	"time"
 )
 
-// loadAndValidate runs Load and Validate, returning the first error.
-func loadAndValidate(opts LoadOptions) (*Config, []string, error) {
-	cfg, warns, err := Load(opts)
-	if err != nil {
-		return nil, warns, err
-	}
-	return cfg, warns, cfg.Validate()
-}
+// loadAndValidate is Resolve: every problem of loading and validating.
+func loadAndValidate(opts LoadOptions) (*Config, []string, error) { return Resolve(opts) }
 
 func TestTestdataFiles(t *testing.T) {
 	// Every *.bad.* file must appear here with a fragment of its error.
@@ -43,6 +37,7 @@ func TestTestdataFiles(t *testing.T) {
 		"unknown-dep.bad.yaml":           {`services.gateway.depends_on (file `, `unknown service "blobs"`},
 		"duplicate.bad.yaml":             {`line 2: duplicate key "log_level"`},
 		"syntax.bad.yaml":                {"syntax.bad.yaml: "},
+		"several.bad.yaml":               {"line 2: read_timeout: invalid duration 10", `http_addr (file testdata/several.bad.yaml): "127.0.0.1" is an address without a port`, `log_level (file testdata/several.bad.yaml): "verbose" is not one of`},
 	}
 	files, err := filepath.Glob("testdata/*.*.*")
 	if err != nil {
@@ -121,6 +116,13 @@ func TestPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	flag := Override{Field: "log_level", Value: "error", Source: "flag --log-level"}
+	tokenFile := filepath.Join(dir, "token")
+	credFile := filepath.Join(dir, CredentialName)
+	for _, f := range []string{tokenFile, credFile} {
+		if err := os.WriteFile(f, []byte("t0ken\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name       string
 		opts       LoadOptions
@@ -145,6 +147,24 @@ func TestPrecedence(t *testing.T) {
 		{"amnesia flag", LoadOptions{Environ: []string{"RON_AMNESIA=0"}, Flags: []Override{{"amnesia", "true", "flag --amnesia"}}}, "amnesia", true, "flag --amnesia", ""},
 		{"state dir", LoadOptions{Environ: []string{"STATE_DIRECTORY=/var/lib/mn"}}, "data_dir", "/var/lib/mn", "env STATE_DIRECTORY", ""},
 		{"runtime dir", LoadOptions{Environ: []string{"RUNTIME_DIRECTORY=/run/mn:/run/other"}}, "run_dir", "/run/mn", "env RUNTIME_DIRECTORY", ""},
+		{"token file env", LoadOptions{Environ: []string{"RON_ADMIN_TOKEN_FILE=" + tokenFile}}, "admin_token", "t0ken", "admin_token_file " + tokenFile, ""},
+		{"credentials directory", LoadOptions{Environ: []string{"CREDENTIALS_DIRECTORY=" + dir}}, "admin_token_file", credFile, "env CREDENTIALS_DIRECTORY", ""},
+		{"credential ignored under a token", LoadOptions{Environ: []string{"CREDENTIALS_DIRECTORY=" + dir, "RON_ADMIN_TOKEN=x"}}, "admin_token", "x", "env RON_ADMIN_TOKEN", ""},
+		{"allowed hosts", LoadOptions{Environ: []string{"RON_ADMIN_ALLOWED_HOSTS=a.example, b.example:80"}}, "admin_allowed_hosts", []string{"a.example", "b.example:80"}, "env RON_ADMIN_ALLOWED_HOSTS", ""},
+		{"metrics public", LoadOptions{Environ: []string{"MACRO_METRICS_PUBLIC=false"}}, "metrics_public", false, "env MACRO_METRICS_PUBLIC", "MACRO_METRICS_PUBLIC is deprecated; use RON_METRICS_PUBLIC"},
+		{"io idle", LoadOptions{Environ: []string{"RON_IO_IDLE_TIMEOUT=2s"}}, "io_idle_timeout", Duration(2 * time.Second), "env RON_IO_IDLE_TIMEOUT", ""},
+		{"fetch timeout", LoadOptions{Environ: []string{"RON_FETCH_TIMEOUT=1s"}}, "fetch_timeout", Duration(time.Second), "env RON_FETCH_TIMEOUT", ""},
+		{"gateway rate", LoadOptions{Environ: []string{"RON_GATEWAY_RATE=0"}}, "gateway_rate", 0.0, "env RON_GATEWAY_RATE", ""},
+		{"gateway burst", LoadOptions{Environ: []string{"RON_GATEWAY_BURST=7"}}, "gateway_burst", 7, "env RON_GATEWAY_BURST", ""},
+		{"trusted proxies", LoadOptions{Environ: []string{"RON_GATEWAY_TRUSTED_PROXIES=10.0.0.0/8"}}, "gateway_trusted_proxies", []string{"10.0.0.0/8"}, "env RON_GATEWAY_TRUSTED_PROXIES", ""},
+		{"max conns", LoadOptions{Environ: []string{"RON_GATEWAY_MAX_CONNS=9"}}, "gateway_max_conns", 9, "env RON_GATEWAY_MAX_CONNS", ""},
+		{"bootstrap env", LoadOptions{Environ: []string{"RON_BOOTSTRAP=/ip4/127.0.0.1/tcp/1/p2p/A,/ip4/127.0.0.1/tcp/2/p2p/B"}}, "network.bootstrap", []string{"/ip4/127.0.0.1/tcp/1/p2p/A", "/ip4/127.0.0.1/tcp/2/p2p/B"}, "env RON_BOOTSTRAP", ""},
+		{"bootstrap flag", LoadOptions{Environ: []string{"RON_BOOTSTRAP=/ip4/127.0.0.1/tcp/1/p2p/A"}, Flags: []Override{{"network.bootstrap", "/ip4/127.0.0.1/tcp/3/p2p/C", "flag --bootstrap"}}}, "network.bootstrap", []string{"/ip4/127.0.0.1/tcp/3/p2p/C"}, "flag --bootstrap", ""},
+		{"announce", LoadOptions{Environ: []string{"RON_ANNOUNCE=/dns4/n.example/tcp/9101"}}, "network.announce", []string{"/dns4/n.example/tcp/9101"}, "env RON_ANNOUNCE", ""},
+		{"overlay p2p", LoadOptions{Environ: []string{"RON_OVERLAY_P2P_ADDR=/ip4/127.0.0.1/tcp/0"}}, "services.overlay.p2p_listen", []string{"/ip4/127.0.0.1/tcp/0"}, "env RON_OVERLAY_P2P_ADDR", ""},
+		{"dht p2p default", LoadOptions{}, "services.dht.p2p_listen", []string{"/ip4/0.0.0.0/tcp/9201", "/ip4/0.0.0.0/udp/9201/quic-v1"}, "default", ""},
+		{"dht p2p", LoadOptions{Environ: []string{"RON_DHT_P2P_ADDR=/ip6/::1/udp/0/quic-v1"}}, "services.dht.p2p_listen", []string{"/ip6/::1/udp/0/quic-v1"}, "env RON_DHT_P2P_ADDR", ""},
+		{"reprovide", LoadOptions{Environ: []string{"RON_DHT_REPROVIDE_INTERVAL=1h"}}, "dht.reprovide_interval", Duration(time.Hour), "env RON_DHT_REPROVIDE_INTERVAL", ""},
 		{"RON_DATA_DIR beats STATE_DIRECTORY", LoadOptions{Environ: []string{"STATE_DIRECTORY=/a", "RON_DATA_DIR=/b"}}, "data_dir", "/b", "env RON_DATA_DIR", ""},
 	}
 	for _, tc := range tests {
@@ -253,6 +273,27 @@ func TestValidate(t *testing.T) {
 		{"long run dir", func(c *Config) { c.RunDir = "/" + strings.Repeat("r", 100) }, "run_dir (default): control socket path"},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "data_dir (default): must not be empty"},
 		{"amnesia no data dir", func(c *Config) { c.DataDir = ""; c.Amnesia = true }, ""},
+		{"blank token", func(c *Config) { c.AdminToken = " \t" }, "admin_token (default): is blank"},
+		{"padded token", func(c *Config) { c.AdminToken = "abc " }, "admin_token (default): has leading or trailing whitespace"},
+		{"allowed host with path", func(c *Config) { c.AdminAllowedHosts = []string{"ok.example", "http://x"} }, `admin_allowed_hosts (default): entry 2: "http://x" is not a host name`},
+		{"allowed host port", func(c *Config) { c.AdminAllowedHosts = []string{"x:99999"} }, `port "99999"`},
+		{"allowed hosts ok", func(c *Config) { c.AdminAllowedHosts = []string{"x", "x:80", "[::1]:80"} }, ""},
+		{"zero io idle", func(c *Config) { c.IOIdleTimeout = 0 }, "io_idle_timeout (default): must be greater than 0"},
+		{"zero fetch", func(c *Config) { c.FetchTimeout = 0 }, "fetch_timeout (default): must be greater than 0"},
+		{"zero reprovide", func(c *Config) { c.DHT.ReprovideInterval = 0 }, "dht.reprovide_interval (default): must be greater than 0"},
+		{"rate off", func(c *Config) { c.GatewayRate, c.GatewayBurst = 0, 0 }, ""},
+		{"negative rate", func(c *Config) { c.GatewayRate = -1 }, "gateway_rate (default): must be 0 (off)"},
+		{"rate without burst", func(c *Config) { c.GatewayBurst = 0 }, "gateway_burst (default): must be at least 1 while gateway_rate is 1000"},
+		{"negative burst", func(c *Config) { c.GatewayBurst = -1 }, "gateway_burst (default): must not be negative"},
+		{"zero conns", func(c *Config) { c.GatewayMaxConns = 0 }, "gateway_max_conns (default): must be at least 1"},
+		{"bad proxy", func(c *Config) { c.GatewayTrustedProxies = []string{"10.0.0.0/33"} }, `gateway_trusted_proxies (default): entry 1: "10.0.0.0/33" is neither`},
+		{"bootstrap without id", func(c *Config) { c.Network.Bootstrap = []string{"/ip4/1.2.3.4/tcp/9101"} }, `network.bootstrap (default): entry 1: "/ip4/1.2.3.4/tcp/9101" does not end in /p2p/<node id>`},
+		{"bootstrap not multiaddr", func(c *Config) { c.Network.Bootstrap = []string{"1.2.3.4:9101"} }, "is not a multiaddr"},
+		{"announce bad ip", func(c *Config) { c.Network.Announce = []string{"/ip4/::1/tcp/1"} }, `network.announce (default): entry 1: "/ip4/::1/tcp/1": "::1" is not an IPv4 address`},
+		{"p2p empty", func(c *Config) { c.Services["overlay"].P2PListen = nil }, "services.overlay.p2p_listen (default): must list at least one multiaddr"},
+		{"p2p empty disabled", func(c *Config) { c.Services["overlay"].P2PListen = nil; c.Services["overlay"].Enabled = false }, ""},
+		{"p2p on storage", func(c *Config) { c.Services["storage"].P2PListen = []string{"/ip4/127.0.0.1/tcp/1"} }, "services.storage.p2p_listen (default): only overlay and dht"},
+		{"p2p bad port", func(c *Config) { c.Services["dht"].P2PListen = []string{"/ip4/0.0.0.0/udp/x/quic-v1"} }, `port "x" is not a number`},
 		{"zero heartbeat", func(c *Config) { c.Services["gateway"].HeartbeatTimeout = 0 }, "services.gateway.heartbeat_timeout (default): must be greater than 0"},
 	}
 	for _, tc := range tests {
@@ -272,6 +313,134 @@ func TestValidate(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestResolveReportsEveryProblem: a value that does not parse does not hide
+// the ones that do not validate; the *ValidationError stays findable.
+func TestResolveReportsEveryProblem(t *testing.T) {
+	_, _, err := Resolve(LoadOptions{File: filepath.Join("testdata", "several.bad.yaml")})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != 3 {
+		t.Errorf("want 3 problems, got %d:\n%s", len(lines), err)
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errs) != 2 {
+		t.Errorf("want a *ValidationError with 2 entries in %v", err)
+	}
+}
+
+// TestExposedAdminRefused: a non-loopback admin with no credential is a
+// config error unless MACRONODE_DEV_INSECURE=1, which warns instead.
+func TestExposedAdminRefused(t *testing.T) {
+	const exposed = "RON_HTTP_ADDR=0.0.0.0:8080"
+	tests := []struct {
+		name     string
+		environ  []string
+		wantErr  string
+		wantWarn string
+	}{
+		{"loopback", nil, "", ""},
+		{"exposed", []string{exposed}, "http_addr (env RON_HTTP_ADDR): 0.0.0.0:8080 is not a loopback address and neither admin_token nor admin_tls.client_ca is set", ""},
+		{"every interface", []string{"RON_HTTP_ADDR=:8080"}, "http_addr (env RON_HTTP_ADDR): :8080 is not a loopback", ""},
+		{"token", []string{exposed, "RON_ADMIN_TOKEN=t"}, "", ""},
+		{"client CA", []string{exposed, "RON_ADMIN_TLS_CERT=/c", "RON_ADMIN_TLS_KEY=/k", "RON_ADMIN_TLS_CLIENT_CA=/ca"}, "", ""},
+		{"dev insecure", []string{exposed, "MACRONODE_DEV_INSECURE=1"}, "", "INSECURE: MACRONODE_DEV_INSECURE=1: the admin plane on 0.0.0.0:8080 has neither"},
+		{"dev insecure not 1", []string{exposed, "MACRONODE_DEV_INSECURE=yes"}, "is not a loopback address", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, warns, err := Resolve(LoadOptions{Environ: tc.environ})
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("want ok, got %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if got := strings.Join(warns, "\n"); !strings.Contains(got, tc.wantWarn) || (tc.wantWarn == "" && got != "") {
+				t.Errorf("warnings %q, want %q", got, tc.wantWarn)
+			}
+		})
+	}
+}
+
+func TestCheckMultiaddr(t *testing.T) {
+	tests := []struct {
+		addr, want string // want "" means valid
+	}{
+		{"/ip4/127.0.0.1/tcp/9101", ""},
+		{"/ip4/0.0.0.0/udp/9101/quic-v1", ""},
+		{"/ip6/::/tcp/0", ""},
+		{"/dns4/seed.example/tcp/9101/p2p/12D3KooW", ""},
+		{"/dnsaddr/bootstrap.example", ""},
+		{"", "is not a multiaddr"},
+		{"ip4/1.2.3.4", "is not a multiaddr"},
+		{"/ip4", "/ip4 needs a value"},
+		{"/ip4/", "/ip4 needs a value"},
+		{"/tcp/1", "must start with /ip4"},
+		{"/ip4/1.2.3/tcp/1", "is not an IPv4 address"},
+		{"/ip6/1.2.3.4/tcp/1", "is not an IPv6 address"},
+		{"/ip4/1.2.3.4/tcp", "/tcp needs a port"},
+		{"/ip4/1.2.3.4/tcp/70000", "not a number in 0-65535"},
+		{"/ip4/1.2.3.4/tcp/1/", "empty component"},
+		{"/ip4/1.2.3.4/tcp/1/p2p", "/p2p needs a node id"},
+	}
+	for _, tc := range tests {
+		err := CheckMultiaddr(tc.addr)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: want valid, got %v", tc.addr, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: err = %v, want %q", tc.addr, err, tc.want)
+		}
+	}
+}
+
+func TestAdminTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "  s3cret\n")
+	blank := write("blank", " \n\t\n")
+	big := write("big", strings.Repeat("x", maxTokenFileBytes+1))
+	credDir := filepath.Join(dir, "creds")
+	if err := os.Mkdir(credDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, wantToken, wantErr string
+		environ                  []string
+	}{
+		{"trimmed", "s3cret", "", []string{"RON_ADMIN_TOKEN_FILE=" + good}},
+		{"blank", "", "admin_token_file (env RON_ADMIN_TOKEN_FILE): " + blank + " is blank", []string{"RON_ADMIN_TOKEN_FILE=" + blank}},
+		{"missing", "", "admin_token_file (env MACRO_ADMIN_TOKEN_FILE): open " + dir + "/absent", []string{"MACRO_ADMIN_TOKEN_FILE=" + dir + "/absent"}},
+		{"too big", "", "is larger than", []string{"RON_ADMIN_TOKEN_FILE=" + big}},
+		{"both", "", "set only one of admin_token_file and admin_token (set by env RON_ADMIN_TOKEN)", []string{"RON_ADMIN_TOKEN_FILE=" + good, "RON_ADMIN_TOKEN=x"}},
+		{"no credential file", "", "", []string{"CREDENTIALS_DIRECTORY=" + credDir}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Load(LoadOptions{Environ: tc.environ})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AdminToken != tc.wantToken {
+				t.Errorf("token = %q, want %q", cfg.AdminToken, tc.wantToken)
 			}
 		})
 	}

@@ -14,6 +14,32 @@ const MaxSocketPath = 107
 // ControlSocketName is the control socket's file name inside run_dir.
 const ControlSocketName = "control.sock"
 
+// EnvDevInsecure=1 in the environment Load reads lets an admin plane that
+// is not on loopback run with neither a token nor a client CA.
+const EnvDevInsecure = "MACRONODE_DEV_INSECURE"
+
+// IsLoopbackAddr reports whether a host:port listen address binds only the
+// loopback interface: "localhost", 127.0.0.0/8 or ::1. An empty host
+// (":8080") binds every interface and is not loopback; neither is an
+// unparsable address.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminExposed reports an admin plane reachable beyond this host with no
+// credential: a valid address not on loopback, no admin token, no client CA.
+func (c *Config) adminExposed() bool {
+	return CheckAddr(c.HTTPAddr) == nil && !IsLoopbackAddr(c.HTTPAddr) && c.AdminToken == "" && c.AdminTLS.ClientCA == ""
+}
+
 // FieldError is one invalid value: the field path, the layer that set it,
 // and what is wrong.
 type FieldError struct {
@@ -61,6 +87,8 @@ func (c *Config) Validate() error {
 	}{
 		{"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
 		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"io_idle_timeout", c.IOIdleTimeout}, {"fetch_timeout", c.FetchTimeout},
+		{"dht.reprovide_interval", c.DHT.ReprovideInterval},
 	} {
 		v.positive(d.field, int64(d.val), d.val.String())
 	}
@@ -87,6 +115,11 @@ func (c *Config) Validate() error {
 			v.add("run_dir", "control socket path %q is %d bytes, longer than the %d a Unix socket allows", sock, len(sock), MaxSocketPath)
 		}
 	}
+	v.adminToken()
+	if c.adminExposed() && !c.devInsecure {
+		v.add("http_addr", "%s is not a loopback address and neither admin_token nor admin_tls.client_ca is set: "+
+			"anyone who can reach it could stop this node (set one of them; %s=1 allows it for development only)", c.HTTPAddr, EnvDevInsecure)
+	}
 	v.tls("admin_tls", c.AdminTLS)
 	v.tls("gateway_tls", c.GatewayTLS)
 	if c.GatewayTLS.ClientCA != "" {
@@ -95,6 +128,7 @@ func (c *Config) Validate() error {
 	for _, p := range Planes {
 		v.service(p, c.Services[p])
 	}
+	v.network()
 	v.cycles()
 	v.conflicts()
 	if len(v.errs) == 0 {
@@ -135,6 +169,19 @@ func (v *validator) addr(field, addr string, optional bool) {
 	}
 	if err := CheckAddr(addr); err != nil {
 		v.add(field, "%s", err)
+	}
+}
+
+// adminToken refuses a token no request can present: blank, or with
+// surrounding whitespace (a Bearer header's credentials are trimmed).
+func (v *validator) adminToken() {
+	t := v.c.AdminToken
+	switch {
+	case t == "":
+	case strings.TrimSpace(t) == "":
+		v.add("admin_token", "is blank (whitespace only): set a real token, or leave it unset")
+	case strings.TrimSpace(t) != t:
+		v.add("admin_token", "has leading or trailing whitespace, which an Authorization header cannot carry")
 	}
 }
 

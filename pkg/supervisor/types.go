@@ -61,44 +61,45 @@ type Policy struct {
 	StableAfter   time.Duration // ready this long = stable: restart at once, reset backoff; default 5s
 }
 
-// Status is a point-in-time view of one service, shaped for /api/v1/status.
+// Status is a point-in-time view of one service. The admin plane owns its
+// wire form (admin.ServiceStatus).
 type Status struct {
-	Name          string    `json:"-"`
-	State         State     `json:"state"`
-	PID           int       `json:"pid"`
-	Restarts      int       `json:"restarts"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	Ready         bool      `json:"ready"`
-	Critical      bool      `json:"critical"`
-	Listen        string    `json:"listen"`
-	LastExit      string    `json:"last_exit"`
-	LastError     string    `json:"last_error"`
-	NextRestart   time.Time `json:"next_restart,omitzero"` // when in backoff or failed
-	BackoffDelay  float64   `json:"backoff_seconds,omitempty"`
-	Exits         []Exit    `json:"exits"` // the last 5, newest last
+	Name          string
+	State         State
+	PID           int
+	Restarts      int
+	UptimeSeconds float64
+	Ready         bool
+	Critical      bool
+	Listen        string
+	LastExit      string
+	LastError     string
+	NextRestart   time.Time // when in backoff or failed
+	BackoffDelay  float64
+	Exits         []Exit // the last 5, newest last
 }
 
 // Exit records one death of a child, for crash forensics.
 type Exit struct {
-	Time          time.Time `json:"time"`
-	PID           int       `json:"pid"`
-	Code          int       `json:"code"`             // exit status, or 128+signal when killed
-	Signal        string    `json:"signal,omitempty"` // e.g. "killed" when the child died by a signal
-	Description   string    `json:"description"`      // e.g. "signal: killed", "exit status 1"
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	Reason        string    `json:"reason,omitempty"` // why the supervisor killed it, if it did: "heartbeat timeout", ...
-	LastLines     []string  `json:"last_lines"`       // last 20 log lines before death
+	Time          time.Time
+	PID           int
+	Code          int    // exit status, or 128+signal when killed
+	Signal        string // e.g. "killed" when the child died by a signal
+	Description   string // e.g. "signal: killed", "exit status 1"
+	UptimeSeconds float64
+	Reason        string   // why the supervisor killed it, if it did: "heartbeat timeout", ...
+	LastLines     []string // last 20 log lines before death
 
 	// What the supervisor decided after this exit: "immediate", "backoff",
 	// "failed" (crash-loop breaker open) or "none" (stopped on purpose), and
 	// the delay before the next start.
-	Restart             string  `json:"restart,omitempty"`
-	RestartDelaySeconds float64 `json:"restart_delay_seconds"`
+	Restart             string
+	RestartDelaySeconds float64
 }
 
 // LogLine is one line a child wrote.
 type LogLine struct {
-	Time   time.Time `json:"time"`
-	Stream string    `json:"stream"` // "stdout" or "stderr"
-	Text   string    `json:"text"`
+	Time   time.Time
+	Stream string // "stdout" or "stderr"
+	Text   string
 }
