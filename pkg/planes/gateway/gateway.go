@@ -9,9 +9,12 @@
 //
 // Anything else is a 404 JSON error. Bodies stream both ways (nothing is
 // buffered), capped per route (--max-object-bytes for /o, --max-body-bytes
-// for the JSON routes). An /o stream may last as long as it keeps moving: the
-// server's read/write timeouts are replaced there by a progress deadline
-// (--io-idle-timeout), so only a client that stalls is cut. Each client IP
+// for the JSON routes). A request may last as long as it keeps moving: the
+// server's read/write timeouts are replaced on every route by a progress
+// deadline (--io-idle-timeout, httpx.Progress), so only a client that stalls
+// is cut; a stalled request body gets 408 JSON and its connection is closed.
+// At most --max-conns client connections are served at once; more wait in
+// the listen backlog. Each client IP
 // (IPv6: each /64) has a token-bucket rate limit (429 with Retry-After). A
 // backend that is down or unconfigured answers 503 JSON at once; one that
 // does not send response headers within --backend-timeout answers 504.
@@ -44,7 +47,8 @@ const (
 	DefaultBurst          = 2000
 	DefaultBackendTimeout = 10 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
-	DefaultIOIdleTimeout  = 60 * time.Second
+	DefaultIOIdleTimeout  = httpx.DefaultIOIdleTimeout
+	DefaultMaxConns       = 4096 // concurrent client connections; more wait in the accept backlog
 )
 
 // Config holds the gateway's settings. DataDir and Amnesia come from the
@@ -67,7 +71,8 @@ type Config struct {
 	Burst          int           // bucket size of the rate limit
 	BackendTimeout time.Duration // dial + wait for response headers; never cuts a body stream
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
-	IOIdleTimeout  time.Duration // /o: longest stall of a client's upload or download
+	IOIdleTimeout  time.Duration // every route: longest stall of a client's body or of a response write
+	MaxConns       int           // concurrent client connections; past it new ones wait in the accept backlog
 }
 
 // RegisterFlags registers the gateway's own flags on fs, with production
@@ -96,8 +101,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout,
 		"deadline for a whole request on the JSON routes (/names, /mailboxes, /dht); /o streams have none")
 	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", c.IOIdleTimeout,
-		"longest a client may stall an /o upload or download; a stream that keeps moving is never cut, "+
-			"however long it lasts (it replaces the server's read/write timeouts on /o)")
+		"longest a request body or a response write may make no progress, on every route; a stalled body gets 408 "+
+			"and its connection is closed; a transfer that keeps moving is never cut, however long it lasts "+
+			"(it replaces the server's read/write timeouts)")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns,
+		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
 }
 
 func (c *Config) applyDefaults() {
@@ -118,6 +126,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.IOIdleTimeout == 0 {
 		c.IOIdleTimeout = DefaultIOIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 }
 
@@ -140,6 +151,9 @@ func (c *Config) validate() error {
 	}
 	if c.IOIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("io-idle-timeout must be positive, got %s", c.IOIdleTimeout))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("max-conns must be positive, got %d", c.MaxConns))
 	}
 	return errors.Join(errs...)
 }
@@ -183,16 +197,15 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		maxBody    int64
 		deadline   time.Duration
 		header     time.Duration
-		ioIdle     time.Duration
 	}{
 		// Blob streams have no whole-request deadline: a 1 GiB transfer on a
 		// slow link must not be cut; only a stalled one is.
-		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout, cfg.IOIdleTimeout},
-		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
+		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout},
+		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
 		// A mailbox receive is a long poll: its headers legitimately wait
 		// up to the request deadline.
-		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout), 0},
-		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
+		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout)},
+		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
 	}
 	for _, sp := range specs {
 		b, err := newBackend(s, sp.name, sp.addr, sp.maxBody, sp.deadline, sp.header)
@@ -200,7 +213,6 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 			s.closeBackends()
 			return nil, fmt.Errorf("gateway: --%s-addr: %w", sp.name, err)
 		}
-		b.ioIdle = sp.ioIdle
 		if b.target == nil {
 			log.Warn("backend not configured; its route answers 503", "backend", sp.name)
 		} else {

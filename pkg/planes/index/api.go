@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,13 +94,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	data, ok := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes, s.cfg.IOIdleTimeout)
+	if !ok {
 		return
 	}
-	addr, err := decodePutBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes+1), s.cfg.MaxBodyBytes)
+	addr, err := decodePutBody(bytes.NewReader(data), s.cfg.MaxBodyBytes)
 	switch {
-	case errors.Is(err, errBodyTooLarge) || httpx.IsTooLarge(err):
+	case errors.Is(err, errBodyTooLarge):
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
 		return
 	case errors.Is(err, ErrBadAddress):

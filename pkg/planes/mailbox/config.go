@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 // Production defaults, used by RegisterFlags and for zero Config fields.
@@ -44,6 +46,7 @@ type Config struct {
 	CompactFreeRatio  float64       // compact when that would shrink the file by at least this share
 	CompactMinBytes   int64         // never compact a file smaller than this
 	CommitMode        string        // CommitLoop (default) or CommitBatch
+	IOIdleTimeout     time.Duration // longest a request body may make no progress (408 past it)
 }
 
 // RegisterFlags registers the mailbox flags on fs with production defaults.
@@ -68,6 +71,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"never compact mailbox.db while it is smaller than this many bytes")
 	fs.StringVar(&c.CommitMode, "commit-mode", CommitLoop,
 		"group commit strategy: \"loop\" (own commit loop, lowest latency) or \"batch\" (bbolt db.Batch)")
+	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", httpx.DefaultIOIdleTimeout,
+		"longest a request body may make no progress; a stalled body gets 408 and its connection is closed")
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an error
@@ -97,6 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CompactMinBytes == 0 {
 		c.CompactMinBytes = DefaultCompactMinBytes
 	}
+	if c.IOIdleTimeout == 0 {
+		c.IOIdleTimeout = httpx.DefaultIOIdleTimeout
+	}
 	if c.CommitMode == "" {
 		c.CommitMode = CommitLoop
 	}
@@ -113,6 +121,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max-boxes %d: must be positive", c.MaxBoxes)
 	case c.MetricsMaxBoxes < 0:
 		return c, fmt.Errorf("metrics-max-boxes %d: must be positive", c.MetricsMaxBoxes)
+	case c.IOIdleTimeout < 0:
+		return c, fmt.Errorf("io-idle-timeout %s: must not be negative", c.IOIdleTimeout)
 	case c.CompactInterval < 0:
 		return c, fmt.Errorf("compact-interval %s: must not be negative", c.CompactInterval)
 	case c.CompactFreeRatio < 0 || c.CompactFreeRatio > 1:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -74,18 +73,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 		key = vs[0]
 	}
-	limit := s.cfg.MaxMessageBytes
-	if r.ContentLength > limit {
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		if httpx.IsTooLarge(err) {
-			httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
-			return
-		}
-		httpx.Errorf(w, http.StatusBadRequest, "", "read message body: %v", err)
+	body, ok := httpx.ReadBody(w, r, s.cfg.MaxMessageBytes, s.cfg.IOIdleTimeout)
+	if !ok {
 		return
 	}
 	id, created, err := s.send(r.Context(), name, key, body)
@@ -132,13 +121,8 @@ func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-		if err != nil {
-			if httpx.IsTooLarge(err) {
-				httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", maxControlBody)
-				return
-			}
-			httpx.Errorf(w, http.StatusBadRequest, "", "read request body: %v", err)
+		data, ok := httpx.ReadBody(w, r, maxControlBody, s.cfg.IOIdleTimeout)
+		if !ok {
 			return
 		}
 		receipts, d, err := parseReceiptsBody(data, kind)
