@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/macronode/macronode/pkg/fsx"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -83,6 +84,12 @@ func pathName(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if errors.Is(err, errClosed) {
 		httpx.Error(w, http.StatusServiceUnavailable, "", "index store is closed")
+		return
+	}
+	if fsx.NoSpace(err) {
+		// Reads go on; a write succeeds again once space is freed.
+		s.log.Error("index store full", "op", op, "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
+		httpx.Error(w, http.StatusInsufficientStorage, "storage_full", "index store: no space left for "+op)
 		return
 	}
 	s.log.Error("index store failure", "op", op, "error", err, "request_id", httpx.RequestIDFrom(r.Context()))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/macronode/macronode/pkg/fsx"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -45,6 +46,11 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		httpx.Errorf(w, http.StatusTooManyRequests, "too_many_boxes", "too many boxes: max_boxes=%d are in use", s.cfg.MaxBoxes)
 	case errors.Is(err, errClosing), errors.Is(err, errStoreClosed):
 		httpx.Error(w, http.StatusServiceUnavailable, "", err.Error())
+	case fsx.NoSpace(err):
+		// Reads go on; a write succeeds again once space is freed.
+		s.log.Error("mailbox store full", "method", r.Method, "path", r.URL.Path,
+			"request_id", httpx.RequestIDFrom(r.Context()), "error", err)
+		httpx.Error(w, http.StatusInsufficientStorage, "storage_full", "no space left to store the change")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away (or the request timed out); nothing was lost.
 		httpx.Error(w, http.StatusServiceUnavailable, "", "request ended before it completed")
