@@ -73,6 +73,12 @@ type Config struct {
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
 	IOIdleTimeout  time.Duration // every route: longest stall of a client's body or of a response write
 	MaxConns       int           // concurrent client connections; past it new ones wait in the accept backlog
+
+	// InternalListen is the loopback address serving Ops (the runtime's
+	// /metrics and /version); "" serves them nowhere. The public listener
+	// never serves them.
+	InternalListen string
+	Ops            http.Handler
 }
 
 // RegisterFlags registers the gateway's own flags on fs, with production
@@ -104,6 +110,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"longest a request body or a response write may make no progress, on every route; a stalled body gets 408 "+
 			"and its connection is closed; a transfer that keeps moving is never cut, however long it lasts "+
 			"(it replaces the server's read/write timeouts)")
+	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen,
+		"loopback host:port serving /metrics and /version for the parent's scrape (never the public --listen); empty serves them nowhere")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns,
 		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
 }
@@ -166,8 +174,10 @@ type Server struct {
 	limiter  *httpx.IPLimiter
 	backends []*backend
 	handler  http.Handler
+	ops      *opsServer // nil without --internal-listen
 
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // New builds the gateway from cfg. Backends are not contacted: a backend
@@ -221,7 +231,24 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		s.backends = append(s.backends, b)
 	}
 	s.handler = s.routes()
+	if cfg.InternalListen != "" {
+		o, err := startOps(cfg.InternalListen, cfg.Ops)
+		if err != nil {
+			s.closeBackends()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.ops = o
+		log.Info("internal listener serves /metrics and /version", "addr", o.addr)
+	}
 	return s, nil
+}
+
+// InternalAddr is the bound address of the internal listener, "" without one.
+func (s *Server) InternalAddr() string {
+	if s.ops == nil {
+		return ""
+	}
+	return s.ops.addr
 }
 
 func (s *Server) routes() http.Handler {
@@ -250,10 +277,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // shows as 503 answers on its route.
 func (s *Server) Ready() error { return nil }
 
-// Close releases the idle backend connections. It is idempotent.
+// Close releases the idle backend connections and stops the internal
+// listener. It is idempotent.
 func (s *Server) Close() error {
-	s.closeOnce.Do(s.closeBackends)
-	return nil
+	s.closeOnce.Do(func() {
+		s.closeBackends()
+		if s.ops != nil {
+			s.closeErr = s.ops.close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) closeBackends() {
