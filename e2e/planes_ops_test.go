@@ -26,7 +26,7 @@ func TestGatewayInternalsOffThePublicPort(t *testing.T) {
 	if !strings.HasPrefix(internal, "127.0.0.1:") {
 		t.Fatalf("--internal-listen %q is not on loopback", internal)
 	}
-	if m := scrape(t, "http://"+internal+"/metrics"); !strings.Contains(m, "macronode_gateway_requests_total") {
+	if m := scrape(t, "http://"+internal+"/metrics"); !strings.Contains(m, "macronode_gateway_http_requests_total") {
 		t.Errorf("the internal /metrics lacks the gateway's series")
 	}
 	var v map[string]any

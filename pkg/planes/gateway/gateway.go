@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -260,14 +259,9 @@ func (s *Server) routes() http.Handler {
 			mux.Handle(p+"/", b)
 		}
 	}
-	var h http.Handler = mux
-	h = s.rateLimit(h)
-	h = s.instrument(h)
-	h = httpx.RequestID(h)
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in handler", "path", r.URL.Path, "error", fmt.Sprint(v),
-			"request_id", httpx.RequestIDFrom(r.Context()))
-	}, h)
+	// Recover, RequestID and per-route request metrics are the child
+	// runtime's, around this handler.
+	return s.rateLimit(mux)
 }
 
 // Handler returns the gateway's HTTP handler.
@@ -306,21 +300,6 @@ func handlePing(w http.ResponseWriter, _ *http.Request) {
 	httpx.JSON(w, http.StatusOK, pingBody{OK: true, Service: "svc-gateway", Profile: "macronode"})
 }
 
-// routeOf names the route of a path for metric labels; it mirrors the mux.
-func routeOf(path string) string {
-	if path == "/ingress/ping" {
-		return "ping"
-	}
-	for _, r := range []struct{ prefix, name string }{
-		{"/o", "storage"}, {"/names", "index"}, {"/mailboxes", "mailbox"}, {"/dht", "dht"},
-	} {
-		if rest, ok := strings.CutPrefix(path, r.prefix); ok && (rest == "" || rest[0] == '/') {
-			return r.name
-		}
-	}
-	return "other"
-}
-
 // rateLimit answers 429 JSON with Retry-After to a client IP over its rate.
 func (s *Server) rateLimit(next http.Handler) http.Handler {
 	if s.limiter == nil {
@@ -338,20 +317,5 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
-}
-
-// instrument counts each request by route and final status and observes its
-// duration, including requests whose stream was aborted.
-func (s *Server) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := routeOf(r.URL.Path)
-		rec := httpx.NewStatusRecorder(w)
-		start := time.Now()
-		defer func() {
-			s.m.requests.WithLabelValues(route, strconv.Itoa(rec.Status)).Inc()
-			s.m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		}()
-		next.ServeHTTP(rec, r)
 	})
 }

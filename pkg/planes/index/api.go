@@ -26,12 +26,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /names/{name...}", s.handleGet)
 	mux.HandleFunc("PUT /names/{name...}", s.handlePut)
 	mux.HandleFunc("DELETE /names/{name...}", s.handleDelete)
-	// RequestID is idempotent: under svcrt (which may add its own) a valid
-	// id is echoed unchanged; standalone, errors in the log still carry one.
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in handler", "path", r.URL.Path, "error", fmt.Sprint(v),
-			"request_id", httpx.RequestIDFrom(r.Context()))
-	}, httpx.RequestID(mux))
+	// Recover, RequestID and request metrics are the child runtime's.
+	return mux
 }
 
 // putBody is the JSON body of PUT /names/{name}.

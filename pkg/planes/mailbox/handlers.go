@@ -3,7 +3,6 @@ package mailbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -21,10 +20,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /mailboxes/{box}/extend", s.settleHandler(kindExtend))
 	mux.HandleFunc("GET /mailboxes/{box}", s.handleInfo)
 	mux.HandleFunc("GET /mailboxes", s.handleList)
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in mailbox handler", "method", r.Method, "path", r.URL.Path,
-			"request_id", httpx.RequestIDFrom(r.Context()), "error", fmt.Sprint(v))
-	}, mux)
+	// Recover, RequestID and request metrics are the child runtime's.
+	return mux
 }
 
 // boxFromPath validates the {box} path value, answering 400 bad_box if bad.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/pkg/address"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -44,7 +45,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.puts.Inc()
 	s.m.putBytes.Add(float64(size))
-	resp := putResponse{Address: FormatAddress(addr), Size: size}
+	resp := putResponse{Address: address.Format(addr), Size: size}
 	if dedup {
 		s.m.dedup.Inc()
 		httpx.JSON(w, http.StatusOK, resp)
@@ -84,7 +85,7 @@ func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 // verification rules. Each write must make progress within --io-idle-timeout
 // (httpx.Progress), so a slow download is cut only when it stalls.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	addr, err := ParseAddress(r.PathValue("addr"))
+	addr, err := address.Parse(r.PathValue("addr"))
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "bad_address", err.Error())
 		return
@@ -92,7 +93,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	f, v, err := s.store.Open(addr)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		httpx.Errorf(w, http.StatusNotFound, "not_found", "no object %s", FormatAddress(addr))
+		httpx.Errorf(w, http.StatusNotFound, "not_found", "no object %s", address.Format(addr))
 		return
 	case errors.Is(err, ErrClosed):
 		httpx.Error(w, http.StatusServiceUnavailable, "unavailable", "store closed")
@@ -109,7 +110,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	defer prog.Finish(r)
 	w = prog.Writer(w)
 
-	etag := `"` + FormatAddress(addr) + `"`
+	etag := `"` + address.Format(addr) + `"`
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
 		setObjectHeaders(w.Header(), etag)
 		w.WriteHeader(http.StatusNotModified)
@@ -138,7 +139,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if _, err := f.Seek(start, io.SeekStart); err != nil {
-			s.log.Error("seek object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("seek object", "address", address.Format(addr), "error", err)
 			httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
 			return
 		}
@@ -194,7 +195,7 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 			break
 		}
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
+			s.log.Error("read object", "address", address.Format(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
 			httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
 			return false
 		}
@@ -203,7 +204,7 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 	copy(got[:], h.Sum(nil))
 	if n != v.Size || got != addr {
 		s.corrupt(r, addr, v, fmt.Sprintf("read %d of %d bytes, hash b3:%x", n, v.Size, got))
-		httpx.Errorf(w, http.StatusInternalServerError, "corrupt", "object %s failed verification and was quarantined", FormatAddress(addr))
+		httpx.Errorf(w, http.StatusInternalServerError, "corrupt", "object %s failed verification and was quarantined", address.Format(addr))
 		return false
 	}
 	s.verified.add(addr, v)
@@ -220,7 +221,7 @@ func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reade
 		}
 		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), length-sent)])
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("read object", "address", address.Format(addr), "error", err)
 			panic(http.ErrAbortHandler)
 		}
 		if _, err := w.Write(buf[:n]); err != nil {
@@ -249,7 +250,7 @@ func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reade
 			panic(http.ErrAbortHandler)
 		}
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("read object", "address", address.Format(addr), "error", err)
 			panic(http.ErrAbortHandler)
 		}
 		_, _ = h.Write(buf[:n])
@@ -282,14 +283,14 @@ func (s *Server) corrupt(r *http.Request, addr [32]byte, v Version, detail strin
 	switch {
 	case err == nil:
 		s.m.verifyFail.Inc()
-		s.log.Error("object failed verification, quarantined", "address", FormatAddress(addr), "detail", detail,
+		s.log.Error("object failed verification, quarantined", "address", address.Format(addr), "detail", detail,
 			"request_id", httpx.RequestIDFrom(r.Context()))
 	case errors.Is(err, ErrNotFound):
 		// Another request quarantined this copy first (and counted it), or
 		// it has been replaced by a fresh upload, which must stay.
-		s.log.Warn("object failed verification, already out of service", "address", FormatAddress(addr), "detail", detail,
+		s.log.Warn("object failed verification, already out of service", "address", address.Format(addr), "detail", detail,
 			"request_id", httpx.RequestIDFrom(r.Context()))
 	default:
-		s.log.Error("object failed verification, quarantine failed", "address", FormatAddress(addr), "detail", detail, "error", err)
+		s.log.Error("object failed verification, quarantine failed", "address", address.Format(addr), "detail", detail, "error", err)
 	}
 }
