@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 
+	"github.com/macronode/macronode/pkg/httpx"
 	"github.com/macronode/macronode/pkg/planes/gateway"
 	"github.com/macronode/macronode/pkg/svcrt"
 )
@@ -17,8 +19,10 @@ func main() {
 		DefaultAddr: "127.0.0.1:8090",
 		Summary:     "gateway plane: public HTTP ingress routing /o, /names, /mailboxes, /dht to the planes",
 		Flags:       cfg.RegisterFlags,
+		Listener:    func(ln net.Listener) net.Listener { return httpx.LimitListener(ln, cfg.MaxConns) },
+		PrivateOps:  true, // /metrics and /version only on --internal-listen
 		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
-			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
+			cfg.DataDir, cfg.Amnesia, cfg.Ops = env.DataDir, env.Amnesia, env.Ops
 			return gateway.New(cfg, env.Logger, env.Registry)
 		},
 	}))

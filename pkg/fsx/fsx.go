@@ -5,8 +5,10 @@
 package fsx
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"syscall"
 )
 
 // SyncDir fsyncs the directory dir. The error names the directory and
@@ -24,4 +26,10 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// NoSpace reports whether err means the file system is out of space
+// (ENOSPC) or the user's quota is used up (EDQUOT).
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

@@ -73,6 +73,8 @@ func CodeFor(status int) string {
 		return "not_found"
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
+	case http.StatusRequestTimeout:
+		return "request_timeout"
 	case http.StatusConflict:
 		return "conflict"
 	case http.StatusPreconditionFailed:
@@ -156,12 +158,9 @@ func RequestID(next http.Handler) http.Handler {
 // error for which IsTooLarge is true.
 func MaxBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > n {
-			Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", n)
-			return
+		if CapBody(w, r, n) {
+			next.ServeHTTP(w, r)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
-		next.ServeHTTP(w, r)
 	})
 }
 

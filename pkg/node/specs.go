@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -93,6 +95,12 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 		args = append(args,
 			"--max-body-bytes", size(cfg.MaxBodyBytes),
 			"--max-object-bytes", size(cfg.MaxObjectBytes))
+		// /metrics and /version are off the public port (SPEC §7): the
+		// gateway serves them on a loopback port picked here, which the
+		// parent scrapes (OpsAddr).
+		if addr, err := freeLoopbackAddr(); err == nil {
+			args = append(args, FlagInternalListen, addr)
+		}
 		if t := cfg.GatewayTLS; t.Cert != "" {
 			args = append(args, "--tls-cert", t.Cert, "--tls-key", t.Key, "--pq-mode", cfg.PQMode)
 		}
@@ -112,4 +120,34 @@ func envList(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// FlagInternalListen is the gateway's flag for its internal listener.
+const FlagInternalListen = "--internal-listen"
+
+// OpsAddr returns the address a child serves /metrics and /version on when
+// that is not its listen address (the gateway's --internal-listen), from the
+// arguments Specs gave it.
+func OpsAddr(spec supervisor.Spec) (string, bool) {
+	for i := 0; i+1 < len(spec.Args); i++ {
+		if spec.Args[i] == FlagInternalListen {
+			return spec.Args[i+1], true
+		}
+	}
+	return "", false
+}
+
+// freeLoopbackAddr asks the kernel for a free port on 127.0.0.1. The port is
+// free when asked; a child that then fails to bind it fails its start and is
+// restarted with the same address, as for a taken listen address.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("pick a loopback port: %w", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", fmt.Errorf("pick a loopback port: %w", err)
+	}
+	return addr, nil
 }

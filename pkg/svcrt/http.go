@@ -135,11 +135,25 @@ type surface struct {
 	draining *atomic.Bool
 }
 
+// newOps returns the handler of /metrics and /version; anything else is a
+// 404 JSON error.
+func newOps(name string, reg *prometheus.Registry, log hclog.Logger) http.Handler {
+	s := &surface{service: "svc-" + name}
+	mux := httpx.NewMux()
+	mux.Handle("/version", getOnly(http.HandlerFunc(s.version)))
+	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      promLogger{log},
+		ErrorHandling: promhttp.ContinueOnError,
+	})))
+	return mux
+}
+
 // newHandler builds Recover(RequestID(metrics(mux))) where the mux serves
-// /healthz, /readyz, /metrics, /version and hands everything else to the plane.
-// Every request is counted in active, so the runtime can wait for handlers
-// before it closes the plane's stores.
-func newHandler(name string, svc Service, reg *prometheus.Registry, draining *atomic.Bool, active *inflight, log hclog.Logger) (http.Handler, error) {
+// /healthz, /readyz, ops (/metrics and /version; nil: not on this listener)
+// and hands everything else to the plane. Every request is counted in
+// active, so the runtime can wait for handlers before it closes the plane's
+// stores.
+func newHandler(name string, svc Service, reg *prometheus.Registry, ops http.Handler, draining *atomic.Bool, active *inflight, log hclog.Logger) (http.Handler, error) {
 	m, err := newHTTPMetrics(name, reg)
 	if err != nil {
 		return nil, err
@@ -148,11 +162,10 @@ func newHandler(name string, svc Service, reg *prometheus.Registry, draining *at
 	mux := httpx.NewMux()
 	mux.Handle("/healthz", getOnly(http.HandlerFunc(s.healthz)))
 	mux.Handle("/readyz", getOnly(http.HandlerFunc(s.readyz)))
-	mux.Handle("/version", getOnly(http.HandlerFunc(s.version)))
-	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      promLogger{log},
-		ErrorHandling: promhttp.ContinueOnError,
-	})))
+	if ops != nil {
+		mux.Handle("/version", ops)
+		mux.Handle("/metrics", ops)
+	}
 	mux.Handle("/", svc.Handler())
 
 	onPanic := func(r *http.Request, v any) {

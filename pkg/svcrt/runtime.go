@@ -79,6 +79,9 @@ func (r *runtime) run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", r.opts.listen, err)
 	}
 	addr := ln.Addr().String()
+	if r.plane.Listener != nil {
+		ln = r.plane.Listener(ln)
+	}
 	if r.opts.tlsCert != "" {
 		tc, err := httpx.ServerTLS(r.opts.tlsCert, r.opts.tlsKey, r.opts.pqMode)
 		if err != nil {
@@ -171,6 +174,7 @@ func (r *runtime) build(ctx context.Context) (Service, http.Handler, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("register runtime metrics: %w", err)
 	}
+	ops := newOps(name, reg, r.log)
 	env := Env{
 		Name:     name,
 		Listen:   r.opts.listen,
@@ -178,6 +182,7 @@ func (r *runtime) build(ctx context.Context) (Service, http.Handler, error) {
 		Amnesia:  r.opts.amnesia,
 		Logger:   r.log,
 		Registry: reg,
+		Ops:      ops,
 	}
 	svc, err := r.plane.Build(ctx, env)
 	if err != nil {
@@ -186,7 +191,10 @@ func (r *runtime) build(ctx context.Context) (Service, http.Handler, error) {
 	if svc == nil {
 		return nil, nil, fmt.Errorf("build %s plane: Build returned no service", name)
 	}
-	handler, err := newHandler(name, svc, reg, &r.draining, &r.active, r.log)
+	if r.plane.PrivateOps {
+		ops = nil
+	}
+	handler, err := newHandler(name, svc, reg, ops, &r.draining, &r.active, r.log)
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("register http metrics: %w", err), svc.Close())
 	}

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -66,6 +67,7 @@ type Env struct {
 	Amnesia  bool                  // --amnesia (also RON_AMNESIA=1/true)
 	Logger   hclog.Logger          // JSON to stderr, named svc-<name>
 	Registry prometheus.Registerer // served on /metrics
+	Ops      http.Handler          // serves /metrics and /version (for a plane with PrivateOps)
 }
 
 // Plane describes one svc-* binary to the runtime.
@@ -75,6 +77,12 @@ type Plane struct {
 	Summary     string                 // one line for --help
 	Flags       func(fs *flag.FlagSet) // plane-specific flags (may be nil)
 	Build       func(ctx context.Context, env Env) (Service, error)
+	// Listener, when set, wraps the bound listener (before TLS), e.g. to cap
+	// concurrent connections. It is called after the flags are parsed.
+	Listener func(net.Listener) net.Listener
+	// PrivateOps keeps /metrics and /version off --listen: the plane serves
+	// Env.Ops on a listener of its own (the gateway's --internal-listen).
+	PrivateOps bool
 }
 
 // UsageError reports bad command-line input; Main exits with ExitUsage.

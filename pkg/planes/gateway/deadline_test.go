@@ -24,16 +24,18 @@ func newGWTimeouts(t *testing.T, cfg Config, read, write time.Duration) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(srv.Handler())
+	tr := &http.Transport{DisableCompression: true}
+	g := &gw{t: t, srv: srv, reg: reg, client: &http.Client{Transport: tr}}
+	ts := httptest.NewUnstartedServer(g.runtimeHandler())
 	ts.Config.ReadTimeout, ts.Config.WriteTimeout = read, write
 	ts.Start()
-	tr := &http.Transport{DisableCompression: true}
+	g.ts = ts
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		ts.Close()
 		_ = srv.Close()
 	})
-	return &gw{t: t, srv: srv, ts: ts, reg: reg, client: &http.Client{Transport: tr}}
+	return g
 }
 
 // Slow steady streams: chunks of chunk bytes every gap, lasting well past

@@ -9,9 +9,12 @@
 //
 // Anything else is a 404 JSON error. Bodies stream both ways (nothing is
 // buffered), capped per route (--max-object-bytes for /o, --max-body-bytes
-// for the JSON routes). An /o stream may last as long as it keeps moving: the
-// server's read/write timeouts are replaced there by a progress deadline
-// (--io-idle-timeout), so only a client that stalls is cut. Each client IP
+// for the JSON routes). A request may last as long as it keeps moving: the
+// server's read/write timeouts are replaced on every route by a progress
+// deadline (--io-idle-timeout, httpx.Progress), so only a client that stalls
+// is cut; a stalled request body gets 408 JSON and its connection is closed.
+// At most --max-conns client connections are served at once; more wait in
+// the listen backlog. Each client IP
 // (IPv6: each /64) has a token-bucket rate limit (429 with Retry-After). A
 // backend that is down or unconfigured answers 503 JSON at once; one that
 // does not send response headers within --backend-timeout answers 504.
@@ -27,7 +30,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,7 +46,8 @@ const (
 	DefaultBurst          = 2000
 	DefaultBackendTimeout = 10 * time.Second
 	DefaultRequestTimeout = 30 * time.Second
-	DefaultIOIdleTimeout  = 60 * time.Second
+	DefaultIOIdleTimeout  = httpx.DefaultIOIdleTimeout
+	DefaultMaxConns       = 4096 // concurrent client connections; more wait in the accept backlog
 )
 
 // Config holds the gateway's settings. DataDir and Amnesia come from the
@@ -67,7 +70,14 @@ type Config struct {
 	Burst          int           // bucket size of the rate limit
 	BackendTimeout time.Duration // dial + wait for response headers; never cuts a body stream
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
-	IOIdleTimeout  time.Duration // /o: longest stall of a client's upload or download
+	IOIdleTimeout  time.Duration // every route: longest stall of a client's body or of a response write
+	MaxConns       int           // concurrent client connections; past it new ones wait in the accept backlog
+
+	// InternalListen is the loopback address serving Ops (the runtime's
+	// /metrics and /version); "" serves them nowhere. The public listener
+	// never serves them.
+	InternalListen string
+	Ops            http.Handler
 }
 
 // RegisterFlags registers the gateway's own flags on fs, with production
@@ -96,8 +106,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout,
 		"deadline for a whole request on the JSON routes (/names, /mailboxes, /dht); /o streams have none")
 	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", c.IOIdleTimeout,
-		"longest a client may stall an /o upload or download; a stream that keeps moving is never cut, "+
-			"however long it lasts (it replaces the server's read/write timeouts on /o)")
+		"longest a request body or a response write may make no progress, on every route; a stalled body gets 408 "+
+			"and its connection is closed; a transfer that keeps moving is never cut, however long it lasts "+
+			"(it replaces the server's read/write timeouts)")
+	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen,
+		"loopback host:port serving /metrics and /version for the parent's scrape (never the public --listen); empty serves them nowhere")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns,
+		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
 }
 
 func (c *Config) applyDefaults() {
@@ -118,6 +133,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.IOIdleTimeout == 0 {
 		c.IOIdleTimeout = DefaultIOIdleTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 }
 
@@ -141,6 +159,9 @@ func (c *Config) validate() error {
 	if c.IOIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("io-idle-timeout must be positive, got %s", c.IOIdleTimeout))
 	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("max-conns must be positive, got %d", c.MaxConns))
+	}
 	return errors.Join(errs...)
 }
 
@@ -152,8 +173,10 @@ type Server struct {
 	limiter  *httpx.IPLimiter
 	backends []*backend
 	handler  http.Handler
+	ops      *opsServer // nil without --internal-listen
 
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // New builds the gateway from cfg. Backends are not contacted: a backend
@@ -183,16 +206,15 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		maxBody    int64
 		deadline   time.Duration
 		header     time.Duration
-		ioIdle     time.Duration
 	}{
 		// Blob streams have no whole-request deadline: a 1 GiB transfer on a
 		// slow link must not be cut; only a stalled one is.
-		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout, cfg.IOIdleTimeout},
-		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
+		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout},
+		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
 		// A mailbox receive is a long poll: its headers legitimately wait
 		// up to the request deadline.
-		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout), 0},
-		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout, 0},
+		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout)},
+		{"dht", cfg.DHTAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
 	}
 	for _, sp := range specs {
 		b, err := newBackend(s, sp.name, sp.addr, sp.maxBody, sp.deadline, sp.header)
@@ -200,7 +222,6 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 			s.closeBackends()
 			return nil, fmt.Errorf("gateway: --%s-addr: %w", sp.name, err)
 		}
-		b.ioIdle = sp.ioIdle
 		if b.target == nil {
 			log.Warn("backend not configured; its route answers 503", "backend", sp.name)
 		} else {
@@ -209,7 +230,24 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		s.backends = append(s.backends, b)
 	}
 	s.handler = s.routes()
+	if cfg.InternalListen != "" {
+		o, err := startOps(cfg.InternalListen, cfg.Ops)
+		if err != nil {
+			s.closeBackends()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.ops = o
+		log.Info("internal listener serves /metrics and /version", "addr", o.addr)
+	}
 	return s, nil
+}
+
+// InternalAddr is the bound address of the internal listener, "" without one.
+func (s *Server) InternalAddr() string {
+	if s.ops == nil {
+		return ""
+	}
+	return s.ops.addr
 }
 
 func (s *Server) routes() http.Handler {
@@ -221,14 +259,9 @@ func (s *Server) routes() http.Handler {
 			mux.Handle(p+"/", b)
 		}
 	}
-	var h http.Handler = mux
-	h = s.rateLimit(h)
-	h = s.instrument(h)
-	h = httpx.RequestID(h)
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in handler", "path", r.URL.Path, "error", fmt.Sprint(v),
-			"request_id", httpx.RequestIDFrom(r.Context()))
-	}, h)
+	// Recover, RequestID and per-route request metrics are the child
+	// runtime's, around this handler.
+	return s.rateLimit(mux)
 }
 
 // Handler returns the gateway's HTTP handler.
@@ -238,10 +271,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // shows as 503 answers on its route.
 func (s *Server) Ready() error { return nil }
 
-// Close releases the idle backend connections. It is idempotent.
+// Close releases the idle backend connections and stops the internal
+// listener. It is idempotent.
 func (s *Server) Close() error {
-	s.closeOnce.Do(s.closeBackends)
-	return nil
+	s.closeOnce.Do(func() {
+		s.closeBackends()
+		if s.ops != nil {
+			s.closeErr = s.ops.close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) closeBackends() {
@@ -261,21 +300,6 @@ func handlePing(w http.ResponseWriter, _ *http.Request) {
 	httpx.JSON(w, http.StatusOK, pingBody{OK: true, Service: "svc-gateway", Profile: "macronode"})
 }
 
-// routeOf names the route of a path for metric labels; it mirrors the mux.
-func routeOf(path string) string {
-	if path == "/ingress/ping" {
-		return "ping"
-	}
-	for _, r := range []struct{ prefix, name string }{
-		{"/o", "storage"}, {"/names", "index"}, {"/mailboxes", "mailbox"}, {"/dht", "dht"},
-	} {
-		if rest, ok := strings.CutPrefix(path, r.prefix); ok && (rest == "" || rest[0] == '/') {
-			return r.name
-		}
-	}
-	return "other"
-}
-
 // rateLimit answers 429 JSON with Retry-After to a client IP over its rate.
 func (s *Server) rateLimit(next http.Handler) http.Handler {
 	if s.limiter == nil {
@@ -293,20 +317,5 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
-}
-
-// instrument counts each request by route and final status and observes its
-// duration, including requests whose stream was aborted.
-func (s *Server) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := routeOf(r.URL.Path)
-		rec := httpx.NewStatusRecorder(w)
-		start := time.Now()
-		defer func() {
-			s.m.requests.WithLabelValues(route, strconv.Itoa(rec.Status)).Inc()
-			s.m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		}()
-		next.ServeHTTP(rec, r)
 	})
 }

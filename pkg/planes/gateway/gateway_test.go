@@ -8,11 +8,14 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,6 +26,31 @@ type gw struct {
 	ts     *httptest.Server
 	reg    *prometheus.Registry
 	client *http.Client
+
+	mu     sync.Mutex
+	served map[int]int // answers by status, as the runtime's request metrics count them
+}
+
+// runtimeHandler wraps the gateway as the child runtime does (request ids,
+// and a count of answers by status standing in for its request metrics).
+func (g *gw) runtimeHandler() http.Handler {
+	g.served = map[int]int{}
+	return httpx.RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httpx.NewStatusRecorder(w)
+		defer func() {
+			g.mu.Lock()
+			g.served[rec.Status]++
+			g.mu.Unlock()
+		}()
+		g.srv.Handler().ServeHTTP(rec, r)
+	}))
+}
+
+// answered is how many requests were answered with status.
+func (g *gw) answered(status int) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.served[status]
 }
 
 func newGW(t testing.TB, cfg Config) *gw {
@@ -32,9 +60,10 @@ func newGW(t testing.TB, cfg Config) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
 	tr := &http.Transport{DisableCompression: true}
-	g := &gw{srv: srv, ts: ts, reg: reg, client: &http.Client{Transport: tr}}
+	g := &gw{srv: srv, reg: reg, client: &http.Client{Transport: tr}}
+	ts := httptest.NewServer(g.runtimeHandler())
+	g.ts = ts
 	if tt, ok := t.(*testing.T); ok {
 		g.t = tt
 	}
@@ -174,12 +203,6 @@ func TestPing(t *testing.T) {
 	if a := g.do(g.req("POST", "/ingress/ping", nil)); a.status != 405 || a.json(t)["code"] != "method_not_allowed" {
 		t.Fatalf("POST ping: %d %s", a.status, a.raw)
 	}
-	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "ping", "code": "200"}); got != 1 {
-		t.Fatalf("requests_total{ping,200} = %v", got)
-	}
-	if got := counterValue(t, g.reg, "macronode_gateway_request_duration_seconds", map[string]string{"route": "ping"}); got != 2 {
-		t.Fatalf("duration samples for ping = %v, want 2", got)
-	}
 }
 
 func TestRouting(t *testing.T) {
@@ -237,12 +260,6 @@ func TestRouting(t *testing.T) {
 		if a.status != 404 || a.json(t)["code"] != "not_found" {
 			t.Errorf("GET %s: %d %s, want 404 JSON", p, a.status, a.raw)
 		}
-	}
-	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "index", "code": "200"}); got != 5 {
-		t.Errorf("requests_total{index,200} = %v, want 5", got)
-	}
-	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "other", "code": "404"}); got != 6 {
-		t.Errorf("requests_total{other,404} = %v, want 6", got)
 	}
 }
 
@@ -420,8 +437,8 @@ func TestRateLimit(t *testing.T) {
 	if got := counterValue(t, g.reg, "macronode_gateway_rate_limited_total", nil); got != 1 {
 		t.Fatalf("rate_limited_total = %v, want 1", got)
 	}
-	if got := counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "ping", "code": "429"}); got != 1 {
-		t.Fatalf("requests_total{ping,429} = %v, want 1", got)
+	if got := g.answered(429); got != 1 {
+		t.Fatalf("%d answers 429, want 1", got)
 	}
 }
 

@@ -33,7 +33,6 @@ type backend struct {
 	target    *url.URL // nil: not configured
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
-	ioIdle    time.Duration // streams: progress deadline replacing the server's timeouts; 0 for JSON routes
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 }
@@ -140,8 +139,9 @@ func (b *backend) prefixes() []string {
 // reqState travels in the outbound request's context so the error handler
 // can tell a client's body failure from a backend failure.
 type reqState struct {
-	mu      sync.Mutex
-	bodyErr error
+	progress *httpx.Progress
+	mu       sync.Mutex
+	bodyErr  error
 }
 
 type stateKey struct{}
@@ -170,12 +170,12 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"backend %s not configured (start svc-gateway with --%s-addr)", b.name, b.name)
 		return
 	}
-	if r.ContentLength > b.maxBody {
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body of %d bytes exceeds the %d-byte limit of /%s routes",
-			r.ContentLength, b.maxBody, b.name)
-		return
-	}
-	st := &reqState{}
+	// Every route is bounded by progress, not length: the server's
+	// whole-request timeouts give way to the idle deadline on the body and
+	// on each response write.
+	p := httpx.NewProgress(w, b.s.cfg.IOIdleTimeout)
+	defer p.Finish(r)
+	st := &reqState{progress: p}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if b.deadline > 0 {
 		var cancel context.CancelFunc
@@ -183,22 +183,14 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	r = r.WithContext(ctx)
-	var p *progress
-	if b.ioIdle > 0 {
-		p = startProgress(w, b.ioIdle, b.s.log)
-		defer p.finish(r)
+	r.Body = p.Body(r.Body)
+	if !httpx.CapBody(w, r, b.maxBody) {
+		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		body := r.Body
-		if p != nil {
-			body = p.wrapBody(body)
-		}
-		r.Body = trackedBody{ReadCloser: http.MaxBytesReader(w, body, b.maxBody), st: st}
+		r.Body = trackedBody{ReadCloser: r.Body, st: st}
 	}
-	if p != nil {
-		w = p.wrapWriter(w)
-	}
-	b.proxy.ServeHTTP(w, r)
+	b.proxy.ServeHTTP(p.Writer(w), r)
 }
 
 // proxyError answers a failed round trip to the backend with a JSON error.
@@ -206,16 +198,26 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	log := b.s.log.With("backend", b.name, "path", r.URL.Path, "request_id", r.Header.Get(httpx.HeaderRequestID))
 	var bodyErr error
+	stalled := false
 	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
 		st.mu.Lock()
 		bodyErr = st.bodyErr
 		st.mu.Unlock()
+		stalled = st.progress.Stalled()
 	}
 	ctxErr := r.Context().Err()
 	var ne net.Error
 	switch {
 	case httpx.IsTooLarge(bodyErr) || httpx.IsTooLarge(err):
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of /%s routes", b.maxBody, b.name)
+	case stalled || httpx.IsIdle(bodyErr):
+		// The client stalled its body: net/http cancels the request when
+		// the read fails, but the client is still there to hear why.
+		log.Debug("client request body stalled", "idle_timeout", b.s.cfg.IOIdleTimeout, "error", bodyErr)
+		if bodyErr == nil {
+			bodyErr = fmt.Errorf("%w (%s)", httpx.ErrIdle, b.s.cfg.IOIdleTimeout)
+		}
+		httpx.IdleError(w, bodyErr)
 	case errors.Is(ctxErr, context.Canceled):
 		// The client went away: nobody reads an answer. 499 only labels
 		// the metric and the access log.

@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/internal/testutil"
 )
 
 func flagSet() *flag.FlagSet { return flag.NewFlagSet("svc-gateway", flag.ContinueOnError) }
@@ -151,23 +153,11 @@ func TestClientGoneIsNotABackendError(t *testing.T) {
 		t.Fatal("cancelled request succeeded")
 	}
 	// The gateway's handler notices on its own; poll for its metric.
-	eventually(t, 10*time.Second, func() bool {
-		return counterValue(t, g.reg, "macronode_gateway_requests_total", map[string]string{"route": "storage", "code": "499"}) == 1
+	testutil.Eventually(t, 10*time.Second, "the gateway counts the request as 499", func() bool {
+		return g.answered(statusClientClosed) == 1
 	})
 	if got := counterValue(t, g.reg, "macronode_gateway_backend_errors_total", map[string]string{"backend": "storage"}); got != 0 {
 		t.Fatalf("client cancel counted as backend error: %v", got)
-	}
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

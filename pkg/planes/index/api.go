@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/macronode/macronode/pkg/fsx"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -24,12 +26,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /names/{name...}", s.handleGet)
 	mux.HandleFunc("PUT /names/{name...}", s.handlePut)
 	mux.HandleFunc("DELETE /names/{name...}", s.handleDelete)
-	// RequestID is idempotent: under svcrt (which may add its own) a valid
-	// id is echoed unchanged; standalone, errors in the log still carry one.
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in handler", "path", r.URL.Path, "error", fmt.Sprint(v),
-			"request_id", httpx.RequestIDFrom(r.Context()))
-	}, httpx.RequestID(mux))
+	// Recover, RequestID and request metrics are the child runtime's.
+	return mux
 }
 
 // putBody is the JSON body of PUT /names/{name}.
@@ -84,6 +82,12 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 		httpx.Error(w, http.StatusServiceUnavailable, "", "index store is closed")
 		return
 	}
+	if fsx.NoSpace(err) {
+		// Reads go on; a write succeeds again once space is freed.
+		s.log.Error("index store full", "op", op, "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
+		httpx.Error(w, http.StatusInsufficientStorage, "storage_full", "index store: no space left for "+op)
+		return
+	}
 	s.log.Error("index store failure", "op", op, "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
 	httpx.Errorf(w, http.StatusInternalServerError, "", "index store: %s failed", op)
 }
@@ -93,13 +97,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	data, ok := httpx.ReadBody(w, r, s.cfg.MaxBodyBytes, s.cfg.IOIdleTimeout)
+	if !ok {
 		return
 	}
-	addr, err := decodePutBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes+1), s.cfg.MaxBodyBytes)
+	addr, err := decodePutBody(bytes.NewReader(data), s.cfg.MaxBodyBytes)
 	switch {
-	case errors.Is(err, errBodyTooLarge) || httpx.IsTooLarge(err):
+	case errors.Is(err, errBodyTooLarge):
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
 		return
 	case errors.Is(err, ErrBadAddress):

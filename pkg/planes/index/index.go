@@ -23,9 +23,12 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 // DefaultMaxBodyBytes caps a PUT body; a record is a few dozen bytes.
@@ -37,6 +40,9 @@ type Config struct {
 	DataDir      string // index.db lives here; created 0700 if missing
 	Amnesia      bool   // keep records in RAM only, write nothing under DataDir
 	MaxBodyBytes int64  // cap on a PUT /names body
+	// IOIdleTimeout is the longest a request body may make no progress
+	// (408 past it); zero means httpx.DefaultIOIdleTimeout.
+	IOIdleTimeout time.Duration
 }
 
 // RegisterFlags registers the index plane's own flags on fs.
@@ -46,6 +52,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes,
 		"largest PUT /names body in bytes; a larger one is refused with 413 (a record body is ~90 bytes)")
+	if c.IOIdleTimeout == 0 {
+		c.IOIdleTimeout = httpx.DefaultIOIdleTimeout
+	}
+	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", c.IOIdleTimeout,
+		"longest a request body may make no progress; a stalled body gets 408 and its connection is closed")
 }
 
 // Server is the index plane: its store and its HTTP API.
@@ -75,6 +86,12 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 	}
 	if cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("index: max-body-bytes must be positive, got %d", cfg.MaxBodyBytes)
+	}
+	if cfg.IOIdleTimeout == 0 {
+		cfg.IOIdleTimeout = httpx.DefaultIOIdleTimeout
+	}
+	if cfg.IOIdleTimeout < 0 {
+		return nil, fmt.Errorf("index: io-idle-timeout must be positive, got %s", cfg.IOIdleTimeout)
 	}
 	var st store
 	if cfg.Amnesia {

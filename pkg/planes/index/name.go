@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // MaxNameLen is the longest name, in bytes, that the index accepts.
@@ -12,8 +14,9 @@ const MaxNameLen = 255
 // ErrBadName is wrapped by every error ValidateName returns.
 var ErrBadName = errors.New("bad name")
 
-// ErrBadAddress is wrapped by every error ValidateAddress returns.
-var ErrBadAddress = errors.New("bad address")
+// ErrBadAddress is wrapped by every error ValidateAddress returns; so is
+// address.ErrBad.
+var ErrBadAddress = address.ErrBad
 
 // ValidateName reports whether name may be bound in the index. A name is
 // 1..255 bytes of [a-z0-9._/-] read as '/'-separated segments: it has no
@@ -70,23 +73,9 @@ func nameByte(c byte) bool {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' || c == '-'
 }
 
-// addressLen is len("b3:") + 64 hex digits of a BLAKE3-256 digest.
-const addressLen = 3 + 64
-
 // ValidateAddress reports whether addr is a content address of the form
-// "b3:" followed by 64 lowercase hex digits.
+// "b3:" followed by 64 lowercase hex digits (pkg/address). Its errors wrap
+// ErrBadAddress.
 func ValidateAddress(addr string) error {
-	if !strings.HasPrefix(addr, "b3:") {
-		return fmt.Errorf("%w: address must start with \"b3:\"", ErrBadAddress)
-	}
-	if len(addr) != addressLen {
-		return fmt.Errorf("%w: address must be \"b3:\" and 64 hex digits, got %d digits", ErrBadAddress, len(addr)-3)
-	}
-	for i := 3; i < len(addr); i++ {
-		c := addr[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("%w: byte %q at offset %d is not a lowercase hex digit", ErrBadAddress, c, i)
-		}
-	}
-	return nil
+	return address.Validate(addr)
 }

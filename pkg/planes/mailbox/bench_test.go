@@ -17,21 +17,19 @@ import (
 
 // BenchmarkSendReceiveAck measures full message round trips over real HTTP:
 // a durable send, a receive (durable lease) and a durable ack per op, with
-// 1, 16 and 64 concurrent clients (each on its own box), for both group
-// commit strategies. msgs/s is the figure to compare.
+// 1, 16 and 64 concurrent clients (each on its own box), through the
+// group-commit loop. msgs/s is the figure to compare.
 func BenchmarkSendReceiveAck(b *testing.B) {
-	for _, mode := range []string{CommitLoop, CommitBatch} {
-		for _, clients := range []int{1, 16, 64} {
-			b.Run(fmt.Sprintf("%s/clients=%d", mode, clients), func(b *testing.B) {
-				benchRoundTrips(b, mode, clients)
-			})
-		}
+	for _, clients := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			benchRoundTrips(b, clients)
+		})
 	}
 }
 
-func benchRoundTrips(b *testing.B, mode string, clients int) {
+func benchRoundTrips(b *testing.B, clients int) {
 	reg := prometheus.NewRegistry()
-	s, err := New(Config{DataDir: b.TempDir(), CommitMode: mode}, nil, reg)
+	s, err := New(Config{DataDir: b.TempDir()}, nil, reg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,12 +65,10 @@ func benchRoundTrips(b *testing.B, mode string, clients int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	if mode == CommitLoop {
-		if mfs, err := reg.Gather(); err == nil {
-			for _, mf := range mfs {
-				if h := mf.GetMetric()[0].GetHistogram(); mf.GetName() == "macronode_mailbox_commit_ops" && h.GetSampleCount() > 0 {
-					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "ops/commit")
-				}
+	if mfs, err := reg.Gather(); err == nil {
+		for _, mf := range mfs {
+			if h := mf.GetMetric()[0].GetHistogram(); mf.GetName() == "macronode_mailbox_commit_ops" && h.GetSampleCount() > 0 {
+				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "ops/commit")
 			}
 		}
 	}

@@ -131,33 +131,3 @@ func (c *loopCommitter) close() {
 	c.mu.Unlock()
 	<-c.done
 }
-
-// batchCommitter group-commits with bbolt's db.Batch, which coalesces
-// concurrent callers into one transaction after waiting up to MaxBatchDelay.
-type batchCommitter struct {
-	st    *store
-	apply applyFunc
-
-	mu     sync.RWMutex
-	closed bool
-	wg     sync.WaitGroup
-}
-
-func (c *batchCommitter) commit(refs []ref) error {
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return errClosing
-	}
-	c.wg.Add(1)
-	c.mu.RUnlock()
-	defer c.wg.Done()
-	return c.st.batch(func(tx *bolt.Tx) error { return c.apply(tx, refs) })
-}
-
-func (c *batchCommitter) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.wg.Wait()
-}

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/macronode/macronode/pkg/httpx"
 )
 
 // Production defaults, used by RegisterFlags and for zero Config fields.
@@ -17,13 +19,6 @@ const (
 	DefaultCompactInterval   = time.Hour
 	DefaultCompactFreeRatio  = 0.5
 	DefaultCompactMinBytes   = 16 << 20
-
-	// CommitLoop group-commits with the plane's own loop: one goroutine takes
-	// every queued write and applies them in one bbolt Update (one fsync).
-	CommitLoop = "loop"
-	// CommitBatch group-commits with bbolt's db.Batch (coalescing window of
-	// db.MaxBatchDelay, 10ms).
-	CommitBatch = "batch"
 )
 
 // Config holds the plane's settings. DataDir and Amnesia are filled by the
@@ -43,7 +38,7 @@ type Config struct {
 	CompactInterval   time.Duration // how often to consider compacting; 0 = only at start-up
 	CompactFreeRatio  float64       // compact when that would shrink the file by at least this share
 	CompactMinBytes   int64         // never compact a file smaller than this
-	CommitMode        string        // CommitLoop (default) or CommitBatch
+	IOIdleTimeout     time.Duration // longest a request body may make no progress (408 past it)
 }
 
 // RegisterFlags registers the mailbox flags on fs with production defaults.
@@ -66,8 +61,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"compact when the compacted copy would be at least this share (0..1) smaller than mailbox.db")
 	fs.Int64Var(&c.CompactMinBytes, "compact-min-bytes", DefaultCompactMinBytes,
 		"never compact mailbox.db while it is smaller than this many bytes")
-	fs.StringVar(&c.CommitMode, "commit-mode", CommitLoop,
-		"group commit strategy: \"loop\" (own commit loop, lowest latency) or \"batch\" (bbolt db.Batch)")
+	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", httpx.DefaultIOIdleTimeout,
+		"longest a request body may make no progress; a stalled body gets 408 and its connection is closed")
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an error
@@ -97,8 +92,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CompactMinBytes == 0 {
 		c.CompactMinBytes = DefaultCompactMinBytes
 	}
-	if c.CommitMode == "" {
-		c.CommitMode = CommitLoop
+	if c.IOIdleTimeout == 0 {
+		c.IOIdleTimeout = httpx.DefaultIOIdleTimeout
 	}
 	switch {
 	case c.MaxMessageBytes < 0:
@@ -113,14 +108,14 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max-boxes %d: must be positive", c.MaxBoxes)
 	case c.MetricsMaxBoxes < 0:
 		return c, fmt.Errorf("metrics-max-boxes %d: must be positive", c.MetricsMaxBoxes)
+	case c.IOIdleTimeout < 0:
+		return c, fmt.Errorf("io-idle-timeout %s: must not be negative", c.IOIdleTimeout)
 	case c.CompactInterval < 0:
 		return c, fmt.Errorf("compact-interval %s: must not be negative", c.CompactInterval)
 	case c.CompactFreeRatio < 0 || c.CompactFreeRatio > 1:
 		return c, fmt.Errorf("compact-free-ratio %g: must be in 0..1", c.CompactFreeRatio)
 	case c.CompactMinBytes < 0:
 		return c, fmt.Errorf("compact-min-bytes %d: must not be negative", c.CompactMinBytes)
-	case c.CommitMode != CommitLoop && c.CommitMode != CommitBatch:
-		return c, fmt.Errorf("commit-mode %q: must be %q or %q", c.CommitMode, CommitLoop, CommitBatch)
 	case !c.Amnesia && c.DataDir == "":
 		return c, fmt.Errorf("data dir: required unless amnesia is set")
 	}

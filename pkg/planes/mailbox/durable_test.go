@@ -71,57 +71,53 @@ func TestDeadLetterAfterRestart(t *testing.T) {
 }
 
 func TestConcurrentSenders(t *testing.T) {
-	for _, mode := range []string{CommitLoop, CommitBatch} {
-		t.Run(mode, func(t *testing.T) {
-			e := newEnv(t, Config{CommitMode: mode})
-			const senders, each = 16, 200
-			ids := make(chan string, senders*each)
-			var wg sync.WaitGroup
-			for g := 0; g < senders; g++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < each; i++ {
-						id, err := e.trySend("c", fmt.Sprintf("%d-%d", g, i))
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						ids <- id
-					}
-				}()
-			}
-			wg.Wait()
-			close(ids)
-			sent := map[string]bool{}
-			for id := range ids {
-				if sent[id] {
-					t.Fatalf("duplicate id %s", id)
+	e := newEnv(t, Config{})
+	const senders, each = 16, 200
+	ids := make(chan string, senders*each)
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				id, err := e.trySend("c", fmt.Sprintf("%d-%d", g, i))
+				if err != nil {
+					t.Error(err)
+					return
 				}
-				sent[id] = true
+				ids <- id
 			}
-			if len(sent) != senders*each {
-				t.Fatalf("%d distinct ids, want %d", len(sent), senders*each)
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	sent := map[string]bool{}
+	for id := range ids {
+		if sent[id] {
+			t.Fatalf("duplicate id %s", id)
+		}
+		sent[id] = true
+	}
+	if len(sent) != senders*each {
+		t.Fatalf("%d distinct ids, want %d", len(sent), senders*each)
+	}
+	got := map[string]bool{}
+	for len(got) < len(sent) {
+		msgs := e.receive("c", "max=100")
+		if len(msgs) == 0 {
+			t.Fatalf("ran dry after %d of %d", len(got), len(sent))
+		}
+		rs := make([]string, len(msgs))
+		for i, m := range msgs {
+			if !sent[m.ID] || got[m.ID] {
+				t.Fatalf("unexpected or repeated message %s", m.ID)
 			}
-			got := map[string]bool{}
-			for len(got) < len(sent) {
-				msgs := e.receive("c", "max=100")
-				if len(msgs) == 0 {
-					t.Fatalf("ran dry after %d of %d", len(got), len(sent))
-				}
-				rs := make([]string, len(msgs))
-				for i, m := range msgs {
-					if !sent[m.ID] || got[m.ID] {
-						t.Fatalf("unexpected or repeated message %s", m.ID)
-					}
-					got[m.ID] = true
-					rs[i] = m.Receipt
-				}
-				if n, _ := e.ack("c", rs...); n != len(rs) {
-					t.Fatalf("acked %d of %d", n, len(rs))
-				}
-			}
-		})
+			got[m.ID] = true
+			rs[i] = m.Receipt
+		}
+		if n, _ := e.ack("c", rs...); n != len(rs) {
+			t.Fatalf("acked %d of %d", n, len(rs))
+		}
 	}
 }
 
@@ -207,7 +203,6 @@ func TestAmnesiaWritesNothing(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
-		{DataDir: "x", CommitMode: "yolo"},
 		{DataDir: "x", MaxDepth: -1},
 		{DataDir: "x", CompactFreeRatio: 2},
 	} {

@@ -19,7 +19,7 @@ func (s *Server) failCommits(on bool) {
 		s.persistFault.Store(nil)
 		return
 	}
-	f := func([]ref) error { return fmt.Errorf("injected write failure: %w", syscall.ENOSPC) }
+	f := func([]ref) error { return fmt.Errorf("injected write failure: %w", syscall.EIO) }
 	s.persistFault.Store(&f)
 }
 

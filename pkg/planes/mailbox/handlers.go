@@ -3,11 +3,10 @@ package mailbox
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
+	"github.com/macronode/macronode/pkg/fsx"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -21,10 +20,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /mailboxes/{box}/extend", s.settleHandler(kindExtend))
 	mux.HandleFunc("GET /mailboxes/{box}", s.handleInfo)
 	mux.HandleFunc("GET /mailboxes", s.handleList)
-	return httpx.Recover(func(r *http.Request, v any) {
-		s.log.Error("panic in mailbox handler", "method", r.Method, "path", r.URL.Path,
-			"request_id", httpx.RequestIDFrom(r.Context()), "error", fmt.Sprint(v))
-	}, mux)
+	// Recover, RequestID and request metrics are the child runtime's.
+	return mux
 }
 
 // boxFromPath validates the {box} path value, answering 400 bad_box if bad.
@@ -46,6 +43,11 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		httpx.Errorf(w, http.StatusTooManyRequests, "too_many_boxes", "too many boxes: max_boxes=%d are in use", s.cfg.MaxBoxes)
 	case errors.Is(err, errClosing), errors.Is(err, errStoreClosed):
 		httpx.Error(w, http.StatusServiceUnavailable, "", err.Error())
+	case fsx.NoSpace(err):
+		// Reads go on; a write succeeds again once space is freed.
+		s.log.Error("mailbox store full", "method", r.Method, "path", r.URL.Path,
+			"request_id", httpx.RequestIDFrom(r.Context()), "error", err)
+		httpx.Error(w, http.StatusInsufficientStorage, "storage_full", "no space left to store the change")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away (or the request timed out); nothing was lost.
 		httpx.Error(w, http.StatusServiceUnavailable, "", "request ended before it completed")
@@ -74,18 +76,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 		key = vs[0]
 	}
-	limit := s.cfg.MaxMessageBytes
-	if r.ContentLength > limit {
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		if httpx.IsTooLarge(err) {
-			httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "message exceeds max_message_bytes=%d", limit)
-			return
-		}
-		httpx.Errorf(w, http.StatusBadRequest, "", "read message body: %v", err)
+	body, ok := httpx.ReadBody(w, r, s.cfg.MaxMessageBytes, s.cfg.IOIdleTimeout)
+	if !ok {
 		return
 	}
 	id, created, err := s.send(r.Context(), name, key, body)
@@ -132,13 +124,8 @@ func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-		if err != nil {
-			if httpx.IsTooLarge(err) {
-				httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds %d bytes", maxControlBody)
-				return
-			}
-			httpx.Errorf(w, http.StatusBadRequest, "", "read request body: %v", err)
+		data, ok := httpx.ReadBody(w, r, maxControlBody, s.cfg.IOIdleTimeout)
+		if !ok {
 			return
 		}
 		receipts, d, err := parseReceiptsBody(data, kind)

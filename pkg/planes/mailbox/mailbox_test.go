@@ -12,9 +12,8 @@ import (
 
 func modes() map[string]Config {
 	return map[string]Config{
-		"disk-loop":  {},
-		"disk-batch": {CommitMode: CommitBatch},
-		"amnesia":    {Amnesia: true},
+		"disk":    {},
+		"amnesia": {Amnesia: true},
 	}
 }
 

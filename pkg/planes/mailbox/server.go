@@ -91,11 +91,7 @@ func (s *Server) openDurable() error {
 		_ = st.close()
 		return err
 	}
-	if s.cfg.CommitMode == CommitBatch {
-		s.com = &batchCommitter{st: st, apply: s.apply}
-	} else {
-		s.com = newLoopCommitter(st, s.apply, func(n int) { s.met.commitOps.Observe(float64(n)) })
-	}
+	s.com = newLoopCommitter(st, s.apply, func(n int) { s.met.commitOps.Observe(float64(n)) })
 	return s.persistRebuild()
 }
 

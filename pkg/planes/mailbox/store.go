@@ -93,15 +93,6 @@ func (st *store) update(fn func(*bolt.Tx) error) error {
 	return st.db.Update(fn)
 }
 
-func (st *store) batch(fn func(*bolt.Tx) error) error {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	if st.db == nil {
-		return errStoreClosed
-	}
-	return st.db.Batch(fn)
-}
-
 func (st *store) view(fn func(*bolt.Tx) error) error {
 	st.mu.RLock()
 	defer st.mu.RUnlock()

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // benchSizes are the object sizes every benchmark runs at, so that
@@ -77,7 +79,7 @@ func BenchmarkGet(b *testing.B) {
 				b.Fatalf("put status %d", w.status)
 			}
 			addr := blake3.Sum256(data)
-			path := "/o/" + FormatAddress(addr)
+			path := "/o/" + address.Format(addr)
 			b.SetBytes(int64(sz.n))
 			for b.Loop() {
 				srv.verified.forget(addr)

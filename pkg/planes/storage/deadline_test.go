@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // The server-side whole-request timeouts in these tests stand in for the
@@ -117,7 +119,7 @@ func TestSlowUploadOutlastsServerTimeouts(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("slow upload: status %d, decode %v", resp.StatusCode, err)
 	}
-	if got.Address != FormatAddress(blake3.Sum256(data)) || got.Size != int64(len(data)) {
+	if got.Address != address.Format(blake3.Sum256(data)) || got.Size != int64(len(data)) {
 		t.Fatalf("slow upload stored %+v", got)
 	}
 	if d := time.Since(start); d < 2*shortServerTimeout {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/macronode/macronode/pkg/address"
 	"github.com/macronode/macronode/pkg/fsx"
 )
 
@@ -147,7 +148,7 @@ func (d *DiskStore) count() error {
 			return nil
 		}
 		rel, _ := filepath.Rel(d.objDir, p)
-		a, perr := ParseAddress(AddressPrefix + e.Name())
+		a, perr := address.Parse(address.Prefix + e.Name())
 		if perr != nil || rel != d.relPath(a) || !e.Type().IsRegular() {
 			d.log.Warn("ignoring unexpected file in objects dir", "path", p)
 			return nil
@@ -195,15 +196,15 @@ func (d *DiskStore) Open(addr [32]byte) (io.ReadSeekCloser, Version, error) {
 	}
 	f, err := os.Open(d.path(addr))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Version{}, fmt.Errorf("open %s: %w", FormatAddress(addr), ErrNotFound)
+		return nil, Version{}, fmt.Errorf("open %s: %w", address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return nil, Version{}, fmt.Errorf("open %s: %w", FormatAddress(addr), err)
+		return nil, Version{}, fmt.Errorf("open %s: %w", address.Format(addr), err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, Version{}, fmt.Errorf("stat %s: %w", FormatAddress(addr), err)
+		return nil, Version{}, fmt.Errorf("stat %s: %w", address.Format(addr), err)
 	}
 	return f, Version{Size: fi.Size(), file: fi}, nil
 }
@@ -215,10 +216,10 @@ func (d *DiskStore) Stat(addr [32]byte) (int64, error) {
 	}
 	fi, err := os.Stat(d.path(addr))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("stat %s: %w", FormatAddress(addr), ErrNotFound)
+		return 0, fmt.Errorf("stat %s: %w", address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", FormatAddress(addr), err)
+		return 0, fmt.Errorf("stat %s: %w", address.Format(addr), err)
 	}
 	return fi.Size(), nil
 }
@@ -260,13 +261,13 @@ func (d *DiskStore) remove(addr [32]byte, dst, op string, want *Version) error {
 	p := d.path(addr)
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), err)
+		return fmt.Errorf("%s %s: %w", op, address.Format(addr), err)
 	}
 	if want != nil && !want.sameCopy(Version{Size: fi.Size(), file: fi}) {
-		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, address.Format(addr), ErrNotFound)
 	}
 	if dst == "" {
 		err = os.Remove(p)
@@ -274,19 +275,19 @@ func (d *DiskStore) remove(addr [32]byte, dst, op string, want *Version) error {
 		err = os.Rename(p, dst)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), err)
+		return fmt.Errorf("%s %s: %w", op, address.Format(addr), err)
 	}
 	d.objects.Add(-1)
 	d.bytes.Add(-fi.Size())
 	if err := d.syncDir(filepath.Dir(p)); err != nil {
-		return fmt.Errorf("%s %s: fsync shard dir: %w", op, FormatAddress(addr), err)
+		return fmt.Errorf("%s %s: fsync shard dir: %w", op, address.Format(addr), err)
 	}
 	if dst != "" {
 		if err := d.syncDir(d.quarDir); err != nil {
-			return fmt.Errorf("%s %s: fsync quarantine dir: %w", op, FormatAddress(addr), err)
+			return fmt.Errorf("%s %s: fsync quarantine dir: %w", op, address.Format(addr), err)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // maxCommitAttempts bounds how often Put retries when concurrent Puts keep
@@ -109,7 +111,7 @@ func (d *DiskStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]b
 			return addr, 0, false, classify("rename into place", err)
 		}
 		if attempt == maxCommitAttempts {
-			return addr, 0, false, fmt.Errorf("put %s: the stored copy kept changing: %w", FormatAddress(addr), err)
+			return addr, 0, false, fmt.Errorf("put %s: the stored copy kept changing: %w", address.Format(addr), err)
 		}
 		// A concurrent Put renamed its copy in first: check that one.
 	}
@@ -159,7 +161,7 @@ func (d *DiskStore) storedCopyGood(addr [32]byte, size int64, final string, buf 
 			return true, nil
 		}
 	}
-	d.log.Error("stored copy failed verification on re-upload, replacing it", "address", FormatAddress(addr), "detail", detail)
+	d.log.Error("stored copy failed verification on re-upload, replacing it", "address", address.Format(addr), "detail", detail)
 	if err := d.Quarantine(addr, Version{Size: fi.Size(), file: fi}); err != nil && !errors.Is(err, ErrNotFound) {
 		return false, err
 	}

@@ -44,11 +44,11 @@
 //
 // # Slow clients
 //
-// Transfers are not bound by the runtime's whole-request timeouts: before
-// each chunk read of an upload and each chunk written by a download, the
-// connection's read and write deadlines move to now + --io-idle-timeout
-// (60s). A slow transfer that keeps moving is never cut; one that moves no
-// bytes for the idle timeout is.
+// Transfers are not bound by the runtime's whole-request timeouts: each read
+// of an upload body and each write of a download must make progress within
+// --io-idle-timeout (30s; httpx.Progress). A slow transfer that keeps moving
+// is never cut; an upload that stalls gets 408 JSON and its connection is
+// closed, a download that stalls is aborted.
 //
 // # Verification
 //

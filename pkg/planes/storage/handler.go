@@ -10,6 +10,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/pkg/address"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -19,34 +20,32 @@ type putResponse struct {
 	Size    int64  `json:"size"`
 }
 
-// handlePut serves POST /o: the body is the blob; the connection's
-// deadlines move forward with every chunk read (see progress). It answers 201 Created
+// handlePut serves POST /o: the body is the blob; each read of it must make
+// progress within --io-idle-timeout (httpx.Progress). It answers 201 Created
 // with {"address":"b3:<hex>","size":n} when the blob is new, and 200 OK with
 // the same body when the content was already stored (a dedup hit: nothing is
 // written twice, macronode_storage_dedup_hits_total counts it). 413 when the
 // body exceeds --max-object-bytes, 507 when the disk (or the amnesia cap) is
-// full, 400 when the client's body breaks off; in every error case nothing
-// is left behind.
+// full, 408 when the client's body stalls, 400 when it breaks off; in every
+// error case nothing is left behind.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	max := s.cfg.MaxObjectBytes
-	if r.ContentLength > max {
+	prog := httpx.NewProgress(w, s.cfg.IOIdleTimeout)
+	defer prog.Finish(r)
+	w = prog.Writer(w)
+	r.Body = prog.Body(r.Body)
+	if !httpx.CapBody(w, r, max) {
 		s.m.putFail.WithLabelValues("too_large").Inc()
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "too_large", "object of %d bytes exceeds the limit of %d bytes", r.ContentLength, max)
 		return
 	}
-	prog := newProgress(w, s.cfg.IOIdleTimeout)
-	body := progressReader{r: http.MaxBytesReader(w, r.Body, max), p: prog}
-	addr, size, dedup, err := s.store.Put(r.Context(), body, max)
-	// The upload may have outlasted the server's WriteTimeout (and hashing
-	// a stored copy on a dedup hit takes a while): make room for the answer.
-	prog.touch()
+	addr, size, dedup, err := s.store.Put(r.Context(), r.Body, max)
 	if err != nil {
 		s.putError(w, r, err)
 		return
 	}
 	s.m.puts.Inc()
 	s.m.putBytes.Add(float64(size))
-	resp := putResponse{Address: FormatAddress(addr), Size: size}
+	resp := putResponse{Address: address.Format(addr), Size: size}
 	if dedup {
 		s.m.dedup.Inc()
 		httpx.JSON(w, http.StatusOK, resp)
@@ -69,6 +68,9 @@ func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrClosed):
 		s.m.putFail.WithLabelValues("internal").Inc()
 		httpx.Error(w, http.StatusServiceUnavailable, "unavailable", "store closed")
+	case httpx.IsIdle(err):
+		s.m.putFail.WithLabelValues("client").Inc()
+		httpx.IdleError(w, err)
 	case errors.Is(err, ErrRead), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		s.m.putFail.WithLabelValues("client").Inc()
 		httpx.Errorf(w, http.StatusBadRequest, "bad_body", "upload did not complete: %v", err)
@@ -80,10 +82,10 @@ func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // handleGet serves GET and HEAD /o/{addr}; see the package doc for the
-// verification rules. The connection's deadlines move forward with every
-// chunk (see progress), so a slow download is cut only when it stalls.
+// verification rules. Each write must make progress within --io-idle-timeout
+// (httpx.Progress), so a slow download is cut only when it stalls.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	addr, err := ParseAddress(r.PathValue("addr"))
+	addr, err := address.Parse(r.PathValue("addr"))
 	if err != nil {
 		httpx.Error(w, http.StatusBadRequest, "bad_address", err.Error())
 		return
@@ -91,7 +93,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	f, v, err := s.store.Open(addr)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		httpx.Errorf(w, http.StatusNotFound, "not_found", "no object %s", FormatAddress(addr))
+		httpx.Errorf(w, http.StatusNotFound, "not_found", "no object %s", address.Format(addr))
 		return
 	case errors.Is(err, ErrClosed):
 		httpx.Error(w, http.StatusServiceUnavailable, "unavailable", "store closed")
@@ -104,9 +106,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	s.m.gets.Inc()
 	size := v.Size
-	prog := newProgress(w, s.cfg.IOIdleTimeout)
+	prog := httpx.NewProgress(w, s.cfg.IOIdleTimeout)
+	defer prog.Finish(r)
+	w = prog.Writer(w)
 
-	etag := `"` + FormatAddress(addr) + `"`
+	etag := `"` + address.Format(addr) + `"`
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
 		setObjectHeaders(w.Header(), etag)
 		w.WriteHeader(http.StatusNotModified)
@@ -131,11 +135,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	if verifyFirst && r.Method != http.MethodHead {
 		if s.verified.verified(addr, v) {
 			s.m.verifyCacheHits.Inc()
-		} else if !s.verifyAll(w, r, f, addr, v, *buf, prog) {
+		} else if !s.verifyAll(w, r, f, addr, v, *buf) {
 			return
 		}
 		if _, err := f.Seek(start, io.SeekStart); err != nil {
-			s.log.Error("seek object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("seek object", "address", address.Format(addr), "error", err)
 			httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
 			return
 		}
@@ -150,16 +154,15 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusPartialContent
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
 	}
-	prog.touch()
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
 	if verifyFirst {
-		s.copyVerified(w, r, f, addr, length, *buf, prog)
+		s.copyVerified(w, r, f, addr, length, *buf)
 		return
 	}
-	s.streamVerify(w, r, f, addr, v, *buf, prog)
+	s.streamVerify(w, r, f, addr, v, *buf)
 }
 
 // setObjectHeaders sets the validators and caching headers of a stored
@@ -175,7 +178,7 @@ func setObjectHeaders(h http.Header, etag string) {
 // good copy in the verified cache. On a mismatch the blob is quarantined and
 // a 500 JSON error written; it returns whether the blob is good. It stops
 // (aborting the response) as soon as the client goes away.
-func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte, prog *progress) bool {
+func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte) bool {
 	h := blake3.New()
 	var n int64
 	for {
@@ -185,7 +188,6 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 		if s.hookVerifyChunk != nil {
 			s.hookVerifyChunk(r)
 		}
-		prog.touch()
 		m, err := f.Read(buf)
 		n += int64(m)
 		_, _ = h.Write(buf[:m])
@@ -193,7 +195,7 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 			break
 		}
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
+			s.log.Error("read object", "address", address.Format(addr), "error", err, "request_id", httpx.RequestIDFrom(r.Context()))
 			httpx.Error(w, http.StatusInternalServerError, "internal", "could not read object")
 			return false
 		}
@@ -202,7 +204,7 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 	copy(got[:], h.Sum(nil))
 	if n != v.Size || got != addr {
 		s.corrupt(r, addr, v, fmt.Sprintf("read %d of %d bytes, hash b3:%x", n, v.Size, got))
-		httpx.Errorf(w, http.StatusInternalServerError, "corrupt", "object %s failed verification and was quarantined", FormatAddress(addr))
+		httpx.Errorf(w, http.StatusInternalServerError, "corrupt", "object %s failed verification and was quarantined", address.Format(addr))
 		return false
 	}
 	s.verified.add(addr, v)
@@ -212,17 +214,16 @@ func (s *Server) verifyAll(w http.ResponseWriter, r *http.Request, f io.Reader, 
 // copyVerified sends length bytes of an already verified blob from the
 // current offset. A short read (the file changed under us) aborts the
 // response rather than end it cleanly.
-func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, length int64, buf []byte, prog *progress) {
+func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, length int64, buf []byte) {
 	for sent := int64(0); sent < length; {
 		if r.Context().Err() != nil {
 			panic(http.ErrAbortHandler)
 		}
 		n, err := io.ReadFull(f, buf[:min(int64(len(buf)), length-sent)])
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("read object", "address", address.Format(addr), "error", err)
 			panic(http.ErrAbortHandler)
 		}
-		prog.touch()
 		if _, err := w.Write(buf[:n]); err != nil {
 			return // client gone or stalled past the idle timeout
 		}
@@ -236,7 +237,7 @@ func (s *Server) copyVerified(w http.ResponseWriter, r *http.Request, f io.Reade
 // address, the blob is quarantined and the response aborted (the client sees
 // a broken transfer short of Content-Length, never a clean end). A good copy
 // is remembered in the verified cache, so later range reads skip hashing.
-func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte, prog *progress) {
+func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reader, addr [32]byte, v Version, buf []byte) {
 	h := blake3.New()
 	size := v.Size
 	for sent := int64(0); sent < size; {
@@ -249,7 +250,7 @@ func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reade
 			panic(http.ErrAbortHandler)
 		}
 		if err != nil {
-			s.log.Error("read object", "address", FormatAddress(addr), "error", err)
+			s.log.Error("read object", "address", address.Format(addr), "error", err)
 			panic(http.ErrAbortHandler)
 		}
 		_, _ = h.Write(buf[:n])
@@ -262,7 +263,6 @@ func (s *Server) streamVerify(w http.ResponseWriter, r *http.Request, f io.Reade
 			}
 			s.verified.add(addr, v)
 		}
-		prog.touch()
 		if _, err := w.Write(buf[:n]); err != nil {
 			return // client gone or stalled past the idle timeout
 		}
@@ -283,14 +283,14 @@ func (s *Server) corrupt(r *http.Request, addr [32]byte, v Version, detail strin
 	switch {
 	case err == nil:
 		s.m.verifyFail.Inc()
-		s.log.Error("object failed verification, quarantined", "address", FormatAddress(addr), "detail", detail,
+		s.log.Error("object failed verification, quarantined", "address", address.Format(addr), "detail", detail,
 			"request_id", httpx.RequestIDFrom(r.Context()))
 	case errors.Is(err, ErrNotFound):
 		// Another request quarantined this copy first (and counted it), or
 		// it has been replaced by a fresh upload, which must stay.
-		s.log.Warn("object failed verification, already out of service", "address", FormatAddress(addr), "detail", detail,
+		s.log.Warn("object failed verification, already out of service", "address", address.Format(addr), "detail", detail,
 			"request_id", httpx.RequestIDFrom(r.Context()))
 	default:
-		s.log.Error("object failed verification, quarantine failed", "address", FormatAddress(addr), "detail", detail, "error", err)
+		s.log.Error("object failed verification, quarantine failed", "address", address.Format(addr), "detail", detail, "error", err)
 	}
 }

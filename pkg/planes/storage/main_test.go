@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/macronode/macronode/internal/testutil"
+	"github.com/macronode/macronode/pkg/address"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -183,6 +184,6 @@ func files(t testing.TB, dir string) []string {
 var eventually = testutil.Eventually
 
 func objectPath(dir, addr string) string {
-	h := strings.TrimPrefix(addr, AddressPrefix)
+	h := strings.TrimPrefix(addr, address.Prefix)
 	return filepath.Join(dir, "objects", h[0:2], h[2:4], h)
 }

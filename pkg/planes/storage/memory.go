@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // slabBytes is the size of the pieces a memory blob is kept in, so that an
@@ -144,7 +146,7 @@ func (m *MemStore) get(addr [32]byte) (*memObject, error) {
 	o, ok := m.objs[addr]
 	m.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("open %s: %w", FormatAddress(addr), ErrNotFound)
+		return nil, fmt.Errorf("open %s: %w", address.Format(addr), ErrNotFound)
 	}
 	return o, nil
 }
@@ -197,7 +199,7 @@ func (m *MemStore) drop(addr [32]byte, op string, want *Version) error {
 	o, ok := m.objs[addr]
 	if ok && want != nil && want.obj != o {
 		m.mu.Unlock()
-		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, address.Format(addr), ErrNotFound)
 	}
 	if ok {
 		delete(m.objs, addr)
@@ -206,7 +208,7 @@ func (m *MemStore) drop(addr [32]byte, op string, want *Version) error {
 	}
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%s %s: %w", op, FormatAddress(addr), ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -29,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 			if res.status != http.StatusCreated {
 				t.Fatalf("POST status %d (%+v)", res.status, res.err)
 			}
-			if want := FormatAddress(blake3.Sum256(data)); res.body.Address != want || res.body.Size != int64(n) {
+			if want := address.Format(blake3.Sum256(data)); res.body.Address != want || res.body.Size != int64(n) {
 				t.Fatalf("POST = %+v, want address %s size %d", res.body, want, n)
 			}
 			resp, got, err := p.do(t, http.MethodGet, "/o/"+res.body.Address, nil)
@@ -265,7 +267,7 @@ func TestClientDisconnectRemovesTemp(t *testing.T) {
 func TestStrayTempCleanupAndCountAtStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "storage")
 	data := randBytes(t, 12345)
-	addr := FormatAddress(blake3.Sum256(data))
+	addr := address.Format(blake3.Sum256(data))
 	obj := objectPath(dir, addr)
 	if err := os.MkdirAll(filepath.Dir(obj), 0o700); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/pkg/address"
 	"github.com/macronode/macronode/pkg/fsx"
 )
 
@@ -27,7 +28,7 @@ func TestLateQuarantineSparesFreshUpload(t *testing.T) {
 		if !nested.CompareAndSwap(false, true) {
 			return // GET2's own quarantine goes ahead
 		}
-		resp, body, _ := p.do(t, http.MethodGet, "/o/"+FormatAddress(blake3.Sum256(data)), nil)
+		resp, body, _ := p.do(t, http.MethodGet, "/o/"+address.Format(blake3.Sum256(data)), nil)
 		if resp.StatusCode != http.StatusInternalServerError {
 			t.Errorf("GET2: status %d %s, want 500", resp.StatusCode, body)
 		}

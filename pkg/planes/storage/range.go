@@ -2,7 +2,7 @@ package storage
 
 import (
 	"errors"
-	"strconv"
+	"math"
 	"strings"
 )
 
@@ -79,19 +79,27 @@ func parseRange(h string, size int64) (start, length int64, ok bool, err error) 
 	return a, end - a + 1, true, nil
 }
 
-// parseDigits parses a non-empty run of ASCII digits (no sign, no spaces).
+// parseDigits parses a non-empty run of ASCII digits (no sign, no spaces) of
+// any length. A value past math.MaxInt64 saturates there: every position
+// that large is past the end of any object, so a last-byte position means
+// "to the end" (RFC 9110 §14.1.2), a first-byte position is unsatisfiable
+// and a suffix length means the whole object.
 func parseDigits(s string) (int64, error) {
-	if s == "" || len(s) > 18 {
+	if s == "" {
 		return 0, errRangeInvalid
 	}
+	var n int64
 	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+		c := s[i]
+		if c < '0' || c > '9' {
 			return 0, errRangeInvalid
 		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, errRangeInvalid
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			n = math.MaxInt64
+			continue // keep checking that the rest are digits
+		}
+		n = n*10 + d
 	}
 	return n, nil
 }

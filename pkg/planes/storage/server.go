@@ -20,7 +20,7 @@ const (
 	DefaultMaxObjectBytes  int64 = 1 << 30   // 1 GiB
 	DefaultChunkBytes            = 64 << 10  // 64 KiB
 	DefaultAmnesiaMaxBytes int64 = 256 << 20 // 256 MiB
-	DefaultIOIdleTimeout         = 60 * time.Second
+	DefaultIOIdleTimeout         = httpx.DefaultIOIdleTimeout
 
 	// VerifyBeforeSendBytes is the largest object a full GET hashes entirely
 	// before sending the first byte (so corruption becomes a clean 500).
@@ -56,7 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.AmnesiaMaxBytes, "amnesia-max-bytes", DefaultAmnesiaMaxBytes,
 		"with --amnesia, blobs live in RAM up to this many bytes in total; uploads beyond it get 507 (268435456 = 256 MiB)")
 	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", DefaultIOIdleTimeout,
-		"an upload or download that moves no bytes for this long is cut; one that keeps moving is never cut, however slow (e.g. 60s, 2m)")
+		"an upload or download that moves no bytes for this long is cut (a stalled upload gets 408); one that keeps moving is never cut, however slow (e.g. 30s, 2m)")
 }
 
 // withDefaults fills zero fields and validates the rest.

@@ -7,7 +7,8 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
+
+	"github.com/macronode/macronode/pkg/fsx"
 )
 
 // Store is a content-addressed blob store. The disk store (OpenDisk) and the
@@ -96,15 +97,10 @@ var (
 	ErrInUse = errors.New("data dir in use")
 )
 
-// noSpace reports whether err means the file system is out of space or quota.
-func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
 // classify adds ErrFull to the chain of a disk error that means "no space",
 // keeping the original for the message and for errors.Is.
 func classify(op string, err error) error {
-	if noSpace(err) {
+	if fsx.NoSpace(err) {
 		return fmt.Errorf("%s: %w: %w", op, ErrFull, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/macronode/macronode/pkg/address"
 )
 
 // TestStoreConformance runs the same contract against both stores.
@@ -140,7 +142,7 @@ func TestAmnesia(t *testing.T) {
 	if res := p.put(t, small); res.status != http.StatusOK {
 		t.Fatalf("dedup in amnesia: %d", res.status)
 	}
-	resp, body, err := p.do(t, http.MethodGet, "/o/"+FormatAddress(blake3.Sum256(a)), map[string]string{"Range": "bytes=10-19"})
+	resp, body, err := p.do(t, http.MethodGet, "/o/"+address.Format(blake3.Sum256(a)), map[string]string{"Range": "bytes=10-19"})
 	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, a[10:20]) {
 		t.Fatalf("range GET: %d %v", resp.StatusCode, err)
 	}

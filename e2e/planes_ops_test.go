@@ -1,0 +1,53 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestGatewayInternalsOffThePublicPort: the gateway's public listener serves
+// the plane API, /healthz and /readyz, but not /metrics or /version (git sha,
+// versions, internals); those are on the loopback --internal-listen address
+// the parent picked for it.
+func TestGatewayInternalsOffThePublicPort(t *testing.T) {
+	n := startNode(t, nodeOpts{services: "storage,gateway"})
+	for path, want := range map[string]int{
+		"/metrics": 404, "/version": 404, "/healthz": 200, "/readyz": 200, "/ingress/ping": 200,
+	} {
+		code, err := tryJSON("GET", n.gw(path), nil, nil)
+		if err != nil || code != want {
+			t.Errorf("gateway public GET %s: %d %v, want %d", path, code, err, want)
+		}
+	}
+	internal := internalListenOf(t, childPID(t, n, "gateway"))
+	if !strings.HasPrefix(internal, "127.0.0.1:") {
+		t.Fatalf("--internal-listen %q is not on loopback", internal)
+	}
+	if m := scrape(t, "http://"+internal+"/metrics"); !strings.Contains(m, "macronode_gateway_http_requests_total") {
+		t.Errorf("the internal /metrics lacks the gateway's series")
+	}
+	var v map[string]any
+	if code := getJSON(t, "http://"+internal+"/version", &v); code != 200 || v["service"] != "svc-gateway" {
+		t.Errorf("internal /version: %d %v", code, v)
+	}
+}
+
+// internalListenOf reads the --internal-listen argument of process pid.
+func internalListenOf(t *testing.T, pid int) string {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Skipf("cannot read the gateway's command line: %v", err)
+	}
+	args := strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--internal-listen" {
+			return args[i+1]
+		}
+	}
+	t.Fatalf("svc-gateway runs without --internal-listen: %q", args)
+	return ""
+}
