@@ -20,7 +20,7 @@ func main() {
 		Summary:     "overlay plane: libp2p sessions between nodes, gossip of signed node records, OAP/1 blob transfer",
 		Flags:       cfg.RegisterFlags,
 		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
-			cfg.Amnesia, cfg.Version = env.Amnesia, buildinfo.Version
+			cfg.Amnesia, cfg.DataDir, cfg.Version = env.Amnesia, env.DataDir, buildinfo.Version
 			if err := cfg.Validate(); err != nil {
 				return nil, &svcrt.UsageError{Err: err}
 			}

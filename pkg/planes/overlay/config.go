@@ -14,6 +14,10 @@ import (
 	"github.com/macronode/macronode/pkg/planes/overlay/oap"
 )
 
+// KeyFileName is the node key's file under the data dir when no
+// --identity-file is given.
+const KeyFileName = "node.key"
+
 // Production defaults.
 const (
 	DefaultP2PListen         = "/ip4/127.0.0.1/tcp/0"
@@ -36,8 +40,9 @@ const (
 // Config holds the overlay plane's settings. Amnesia comes from the runtime;
 // the rest from RegisterFlags. Zero values mean "use the default".
 type Config struct {
-	IdentityFile string   // node key file (e.g. /dev/fd/3); required unless Amnesia
+	IdentityFile string   // node key file (e.g. /dev/fd/3)
 	Amnesia      bool     // without IdentityFile: a fresh key in memory
+	DataDir      string   // without IdentityFile or Amnesia: the key is DataDir/node.key
 	P2PListen    []string // multiaddrs the libp2p host listens on
 	Bootstrap    []string // multiaddrs ending in /p2p/<node id>
 	Announce     []string // advertised instead of the listen addrs (no /p2p)
@@ -82,7 +87,7 @@ func (l listFlag) Set(v string) error {
 // RegisterFlags registers the overlay plane's own flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.IdentityFile, "identity-file", "",
-		"node key `file` (the parent passes /dev/fd/3); required unless --amnesia, which makes a fresh key in memory")
+		"node key `file` (the parent passes /dev/fd/3); without it: --amnesia makes a fresh key in memory, else <data-dir>/"+KeyFileName+" is used (created, 0600, if missing)")
 	fs.Var(listFlag{&c.P2PListen}, "p2p-listen",
 		"`multiaddr` the libp2p host listens on (repeatable or comma list; default "+DefaultP2PListen+")")
 	fs.Var(listFlag{&c.Bootstrap}, "bootstrap",
@@ -121,8 +126,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.PeerTTL, DefaultPeerTTL)
 
 	var errs []error
-	if c.IdentityFile == "" && !c.Amnesia {
-		errs = append(errs, errors.New("--identity-file is required (or --amnesia for a fresh key in memory)"))
+	if c.IdentityFile == "" && !c.Amnesia && c.DataDir == "" {
+		errs = append(errs, errors.New("no node key: give --identity-file, --data-dir or --amnesia"))
 	}
 	if c.MaxFrameBytes < oap.MinMaxFrame || c.MaxFrameBytes > 16<<20 {
 		errs = append(errs, fmt.Errorf("--max-frame-bytes %d: want %d..%d", c.MaxFrameBytes, oap.MinMaxFrame, 16<<20))

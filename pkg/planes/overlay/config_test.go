@@ -2,10 +2,35 @@ package overlay
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
+
+func TestKeyFromDataDir(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir}
+	k1, err := loadKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := loadKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k1.Equals(k2) {
+		t.Fatal("a second start got another key: the node id would change")
+	}
+	if st, err := os.Stat(filepath.Join(dir, KeyFileName)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", st, err)
+	}
+	k3, err := loadKey(Config{DataDir: dir, Amnesia: true})
+	if err != nil || k3.Equals(k1) {
+		t.Fatalf("amnesia must make a fresh key: %v", err)
+	}
+}
 
 func TestConfigValidate(t *testing.T) {
 	const boot = "/ip4/127.0.0.1/tcp/9101/p2p/12D3KooWLshGXMHJFPSRnfP76N1kN8KBCwceKjvaUdk1VRX7717i"
@@ -16,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"amnesia alone", []string{"--amnesia"}, ""},
 		{"identity file", []string{"--identity-file", "/dev/fd/3"}, ""},
-		{"no key source", nil, "--identity-file is required"},
+		{"no key source", nil, "no node key"},
 		{"bootstrap without /p2p", []string{"--amnesia", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "--bootstrap"},
 		{"bootstrap list", []string{"--amnesia", "--bootstrap", boot + "," + boot}, ""},
 		{"announce with /p2p", []string{"--amnesia", "--announce", boot}, "leave out /p2p"},

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -52,7 +53,8 @@ type Server struct {
 	closeErr   error
 }
 
-// New starts the overlay: it loads (or, under amnesia, makes) the node key,
+// New starts the overlay: it loads the node key (--identity-file, or a
+// fresh one in memory under amnesia, or DataDir/node.key, created if missing),
 // starts the libp2p host and gossip, and begins dialing the bootstrap peers.
 // Close stops it all.
 func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
@@ -114,7 +116,15 @@ func loadKey(cfg Config) (crypto.PrivKey, error) {
 		}
 		return key, nil
 	}
-	return identity.Generate() // amnesia: a fresh key, in memory only
+	if cfg.Amnesia {
+		return identity.Generate() // a fresh key, in memory only
+	}
+	path := filepath.Join(cfg.DataDir, KeyFileName)
+	key, _, err := identity.LoadOrCreate(path)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return key, nil
 }
 
 func (s *Server) goFunc(f func()) {
