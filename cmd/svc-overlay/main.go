@@ -1,24 +1,30 @@
 // Command svc-overlay is the overlay plane of macronode (node-to-node
-// sessions and gossip) as its own process, on the shared child runtime.
-//
-// Its plane API is not built yet: today it runs on the child runtime with
-// /healthz, /readyz, /metrics and GET /info only.
+// sessions over libp2p, gossip of signed node records, OAP/1 blob transfer)
+// as its own process, on the shared child runtime.
 package main
 
 import (
 	"context"
 	"os"
 
+	"github.com/macronode/macronode/pkg/buildinfo"
+	"github.com/macronode/macronode/pkg/planes/overlay"
 	"github.com/macronode/macronode/pkg/svcrt"
 )
 
 func main() {
+	var cfg overlay.Config
 	os.Exit(svcrt.Main(svcrt.Plane{
 		Name:        "overlay",
 		DefaultAddr: "127.0.0.1:9100",
-		Summary:     "overlay plane: node-to-node sessions over TCP with a framed protocol, gossip (plane API not built yet: health, readiness, metrics and GET /info only)",
-		Build: func(_ context.Context, _ svcrt.Env) (svcrt.Service, error) {
-			return svcrt.HealthOnly("overlay"), nil
+		Summary:     "overlay plane: libp2p sessions between nodes, gossip of signed node records, OAP/1 blob transfer",
+		Flags:       cfg.RegisterFlags,
+		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
+			cfg.Amnesia, cfg.DataDir, cfg.Version = env.Amnesia, env.DataDir, buildinfo.Version
+			if err := cfg.Validate(); err != nil {
+				return nil, &svcrt.UsageError{Err: err}
+			}
+			return overlay.New(cfg, env.Logger, env.Registry)
 		},
 	}))
 }
