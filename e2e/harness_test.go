@@ -121,7 +121,13 @@ type nodeOpts struct {
 	adminViaFlag bool
 	// noWait returns as soon as the process started, without waiting for /readyz.
 	noWait bool
+	// dataDir is RON_DATA_DIR; "" gives the node a fresh temp dir.
+	dataDir string
 }
+
+// loopbackP2P is RON_OVERLAY_P2P_ADDR and RON_DHT_P2P_ADDR of every test
+// node: TCP and QUIC on 127.0.0.1, port 0.
+const loopbackP2P = "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"
 
 // node is one running `macronode run` process.
 type node struct {
@@ -152,11 +158,14 @@ func startNode(t testing.TB, opts nodeOpts) *node {
 	n := &node{
 		t:       t,
 		runDir:  runDir,
-		dataDir: t.TempDir(),
+		dataDir: opts.dataDir,
 		addrs:   map[string]string{},
 		stdout:  &syncBuffer{},
 		stderr:  &syncBuffer{},
 		done:    make(chan struct{}),
+	}
+	if n.dataDir == "" {
+		n.dataDir = t.TempDir()
 	}
 	n.admin = freeAddr(t)
 	env := []string{
@@ -164,6 +173,10 @@ func startNode(t testing.TB, opts nodeOpts) *node {
 		"RON_DATA_DIR=" + n.dataDir,
 		"RON_LOG_FORMAT=json",
 		"RON_GRACEFUL_TIMEOUT=" + childGrace,
+		// libp2p listeners on loopback, on ports the kernel picks: nodes of
+		// parallel tests never collide, and nothing listens beyond 127.0.0.1.
+		"RON_OVERLAY_P2P_ADDR=" + loopbackP2P,
+		"RON_DHT_P2P_ADDR=" + loopbackP2P,
 	}
 	args := []string{"run"}
 	if opts.adminViaFlag {
