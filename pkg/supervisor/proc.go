@@ -265,6 +265,29 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 	return w.conn.Write(b)
 }
 
+// unreadInput reports whether the control connection holds bytes that have
+// arrived but not been read: the child wrote them, so it made progress.
+func (p *proc) unreadInput() bool {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	if err := raw.Control(func(fd uintptr) {
+		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	}); err != nil {
+		return false
+	}
+	return n > 0
+}
+
 // detach forgets c if it is the bound connection.
 func (p *proc) detach(c net.Conn) {
 	p.mu.Lock()

@@ -57,6 +57,7 @@ type Supervisor struct {
 	ln       *net.UnixListener
 	sockPath string
 	metrics  *metrics
+	clock    *pauseClock // notices when the parent was not scheduled (liveness.go)
 
 	life     atomic.Int32 // lifeNew, lifeRunning, lifeClosed
 	shutting atomic.Bool
@@ -120,6 +121,7 @@ func New(opts Options) (*Supervisor, error) {
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 	}
+	s.clock = newPauseClock(specs, time.Now())
 	for _, i := range order {
 		sp := specs[i]
 		v := &service{
@@ -260,9 +262,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return nil
 	}
 	stopNotifier := make(chan struct{})
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go s.acceptLoop()
 	go s.notifier(stopNotifier)
+	go func() { defer s.bg.Done(); s.clock.run(stopNotifier) }()
 	var pumps sync.WaitGroup
 	for _, v := range s.services {
 		pumps.Add(1)
