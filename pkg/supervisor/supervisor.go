@@ -58,6 +58,7 @@ type Supervisor struct {
 	sockPath string
 	metrics  *metrics
 	clock    *pauseClock // notices when the parent was not scheduled (liveness.go)
+	refusals *refusalLog // rate-limits the refused-connection warnings
 
 	life     atomic.Int32 // lifeNew, lifeRunning, lifeClosed
 	shutting atomic.Bool
@@ -111,15 +112,16 @@ func New(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		byName:  make(map[string]*service, len(specs)),
-		metrics: newMetrics(),
-		closed:  make(chan struct{}),
-		pending: make(chan struct{}, maxPendingConns),
-		conns:   make(map[net.Conn]struct{}),
-		changed: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
+		opts:     opts,
+		log:      opts.Logger,
+		byName:   make(map[string]*service, len(specs)),
+		metrics:  newMetrics(),
+		refusals: newRefusalLog(),
+		closed:   make(chan struct{}),
+		pending:  make(chan struct{}, maxPendingConns),
+		conns:    make(map[net.Conn]struct{}),
+		changed:  make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	s.clock = newPauseClock(specs, time.Now())
 	for _, i := range order {
@@ -451,8 +453,9 @@ func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
 	return v.sink.ring.last(n), nil
 }
 
-// Collector exports macronode_child_log_lines_total{service,stream} and
-// macronode_child_log_dropped_total{service}.
+// Collector exports macronode_child_log_lines_total{service,stream},
+// macronode_child_log_dropped_total{service} and
+// macronode_control_refused_total{reason}.
 func (s *Supervisor) Collector() prometheus.Collector { return s.metrics }
 
 // SocketPath is the control socket's path.
