@@ -94,7 +94,7 @@ func settled(snap []supervisor.Status) bool {
 		if s.State == supervisor.StateFailed {
 			continue
 		}
-		if s.State != supervisor.StateRunning || !s.Ready {
+		if !s.IsReady() {
 			return false
 		}
 	}
@@ -107,7 +107,7 @@ func statusLine(snap []supervisor.Status) string {
 	running := 0
 	var other []string
 	for _, s := range snap {
-		if s.State == supervisor.StateRunning && s.Ready {
+		if s.IsReady() {
 			running++
 			continue
 		}

@@ -157,12 +157,6 @@ func (v *service) setOpStopped(stopped bool) {
 	}
 }
 
-func (v *service) readyNow() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.st.State == StateRunning && v.st.Ready
-}
-
 // inheritedEnv is the allow-list of the parent's environment a child
 // inherits (SPEC §7): nothing else passes, so the parent's secrets
 // (RON_ADMIN_TOKEN, MACRO_ADMIN_TOKEN, RON_ADMIN_TOKEN_FILE,

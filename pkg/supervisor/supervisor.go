@@ -418,20 +418,6 @@ func (s *Supervisor) Snapshot() []Status {
 	return out
 }
 
-// Ready reports whether every critical service is running and ready (and
-// the supervisor is not shutting down).
-func (s *Supervisor) Ready() bool {
-	if s.shutting.Load() {
-		return false
-	}
-	for _, v := range s.services {
-		if v.spec.Critical && !v.readyNow() {
-			return false
-		}
-	}
-	return true
-}
-
 // Restart (re)starts the service now: a running child is stopped gracefully
 // and started again at once; a failed one is retried. The backoff and the
 // crash window are reset. It returns once the request is scheduled.

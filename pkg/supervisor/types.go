@@ -68,7 +68,7 @@ type Status struct {
 	PID           int       `json:"pid"`
 	Restarts      int       `json:"restarts"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
-	Ready         bool      `json:"ready"`
+	Ready         bool      `json:"ready"` // the child said ready; see IsReady for the rule
 	Critical      bool      `json:"critical"`
 	Listen        string    `json:"listen"`
 	LastExit      string    `json:"last_exit"`
@@ -77,6 +77,12 @@ type Status struct {
 	BackoffDelay  float64   `json:"backoff_seconds,omitempty"`
 	Exits         []Exit    `json:"exits"` // the last 5, newest last
 }
+
+// IsReady is the readiness rule of one service, the only place it is
+// written: the service is running and its child has said ready (and has
+// not since reported itself unhealthy). Node readiness (/readyz), the
+// ready metric, dependency waits and systemd's STATUS= all use it.
+func (st Status) IsReady() bool { return st.State == StateRunning && st.Ready }
 
 // Exit records one death of a child, for crash forensics.
 type Exit struct {
