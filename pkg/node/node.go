@@ -14,6 +14,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -195,12 +196,28 @@ func Run(ctx context.Context, opts Options) error {
 	return runErr
 }
 
+// Supervisor is what the node needs of its supervisor;
+// *supervisor.Supervisor implements it.
+type Supervisor interface {
+	admin.Services
+	// Run supervises the children until ctx ends, then stops them all.
+	Run(ctx context.Context) error
+	// Close releases a supervisor that was never Run.
+	Close() error
+	// Probe is the liveness check behind /healthz and the systemd watchdog.
+	Probe(ctx context.Context) error
+	// Reload hands every child (and every later spawn) the payload.
+	Reload(cfg json.RawMessage)
+	// Collector exports the supervisor's own metrics.
+	Collector() prometheus.Collector
+}
+
 type node struct {
 	log     hclog.Logger
 	opts    Options
 	started time.Time
 	cfg     atomic.Pointer[config.Config]
-	sup     *supervisor.Supervisor
+	sup     Supervisor
 	admin   *admin.Server
 	stop    context.CancelFunc
 

@@ -48,6 +48,9 @@ func (v *service) loop() {
 	defer close(v.loopDone)
 	r := &runner{v: v, tr: newRestartTracker(v.spec.Policy, nil), want: true, waitDeps: true}
 	for {
+		if hook := v.sup.testHookLoop; hook != nil {
+			hook(v.spec.Name)
+		}
 		if !r.waitDeps && r.depT != nil {
 			stopTimer(&r.depT) // a command ended the wait
 		}
@@ -81,6 +84,10 @@ func (v *service) loop() {
 			r.depT = nil
 		case <-v.cmdKick:
 			for _, c := range v.takeCommands() {
+				if c == cmdProbe {
+					v.answerProbe()
+					continue
+				}
 				r.command(c)
 			}
 		case ev := <-v.events:

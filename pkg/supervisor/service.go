@@ -27,6 +27,7 @@ const (
 	cmdStop
 	cmdRestart
 	cmdShutdown
+	cmdProbe // answered at once: the loop is alive (probe.go)
 )
 
 type spawnKind int
@@ -70,8 +71,9 @@ type service struct {
 	cmdKick  chan struct{}
 	loopDone chan struct{}
 
-	cmdMu sync.Mutex
-	cmds  []command
+	cmdMu   sync.Mutex
+	cmds    []command
+	probeCh chan struct{} // closed by the loop when it takes the queued cmdProbe
 
 	mu        sync.Mutex
 	st        Status

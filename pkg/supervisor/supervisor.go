@@ -83,6 +83,7 @@ type Supervisor struct {
 	testHookSpawn     func(name string, pid int) // after a child started
 	testHookAfterExec func(name string)          // after exec, before the pid is recorded
 	testHookPIDWait   func(name string)          // a hello waits for its child's pid
+	testHookLoop      func(name string)          // at the top of each service loop turn
 }
 
 // New validates the specs, orders them by DependsOn and binds the control

@@ -135,8 +135,6 @@ func (c *controlClient) readLoop() {
 			case c.shutdown <- m:
 			default: // a shutdown is already pending
 			}
-		case control.TypePing:
-			_ = c.send(control.Heartbeat())
 		case control.TypeReload:
 			if c.onReload != nil {
 				c.onReload(m.Config)
