@@ -17,10 +17,6 @@ import (
 )
 
 const (
-	// SocketName is the control socket's file name inside RunDir.
-	SocketName = "control.sock"
-	// maxSocketPath is the longest path that fits sun_path with its NUL.
-	maxSocketPath = 107
 	// helloTimeout bounds the wait for a new connection's hello.
 	helloTimeout = 2 * time.Second
 	// maxPendingConns bounds connections that have not said hello yet.
@@ -31,9 +27,9 @@ const (
 // (0600). A stale socket left by a dead parent is replaced; a live one is an
 // error. The returned warning, if any, should be logged.
 func listenControl(dir string) (ln *net.UnixListener, path, warning string, err error) {
-	path = filepath.Join(dir, SocketName)
-	if len(path) > maxSocketPath {
-		return nil, "", "", fmt.Errorf("control socket path %q is %d bytes, longer than %d: use a shorter run_dir", path, len(path), maxSocketPath)
+	path = filepath.Join(dir, control.SocketName)
+	if len(path) > control.MaxSocketPath {
+		return nil, "", "", fmt.Errorf("control socket path %q is %d bytes, longer than %d: use a shorter run_dir", path, len(path), control.MaxSocketPath)
 	}
 	if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {

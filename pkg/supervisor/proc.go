@@ -247,23 +247,12 @@ func (p *proc) attach(c net.Conn) bool {
 		return false
 	}
 	p.conn = c
-	p.enc = control.NewEncoder(deadlineWriter{c})
+	p.enc = control.NewConnEncoder(c, sendTimeout)
 	return true
 }
 
 // sendTimeout bounds one control write to a child.
 const sendTimeout = time.Second
-
-// deadlineWriter gives every control write its own deadline. The Encoder
-// serialises writes, so concurrent senders never mix their deadlines.
-type deadlineWriter struct{ conn net.Conn }
-
-func (w deadlineWriter) Write(b []byte) (int, error) {
-	if err := w.conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
-		return 0, err
-	}
-	return w.conn.Write(b)
-}
 
 // unreadInput reports whether the control connection holds bytes that have
 // arrived but not been read: the child wrote them, so it made progress.
