@@ -163,7 +163,9 @@ func Run(ctx context.Context, opts Options) error {
 		runErr = err
 		log.Error("listener failed; shutting down", "error", err)
 	case err := <-supErr:
-		// The supervisor only returns early on a fatal error.
+		// Run returns before runCtx ends only when it could not supervise
+		// (the supervisor was closed, or Run was called twice); put the
+		// result back for the drain below, which reports it.
 		supErr <- err
 	}
 

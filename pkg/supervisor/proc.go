@@ -20,7 +20,8 @@ import (
 
 // pipeDrainDelay bounds how long the owner waits for the output pipes to
 // reach EOF after the child exited and its group was swept (a grandchild
-// that left the group may still hold them). It is also cmd.WaitDelay.
+// that left the group may still hold them). This bounded drain is the
+// mechanism: cmd.WaitDelay does nothing for *os.File pipes, so it is unset.
 const pipeDrainDelay = 2 * time.Second
 
 // proc is one spawned child process. Its owner goroutine (run) is the only
@@ -81,7 +82,6 @@ func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) 
 	cmd := exec.Command(spec.Binary, spec.Args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = pipeDrainDelay
 	// Our own pipes (not StdoutPipe): the child gets the write ends directly,
 	// the owner goroutine alone reads and closes the read ends.
 	outR, outW, err := os.Pipe()
