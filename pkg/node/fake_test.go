@@ -21,6 +21,7 @@ type fakeSup struct {
 	running chan struct{} // closed when Run starts
 	release chan struct{} // Run returns once ctx ended and this is closed (nil: at once)
 	stopped chan struct{} // closed when Run's ctx ended
+	onStop  func()        // called by Run once its ctx ended, before stopped is closed
 
 	mu      sync.Mutex
 	reloads []string
@@ -56,6 +57,12 @@ func (f *fakeSup) Probe(ctx context.Context) error {
 	return ctx.Err()
 }
 
+func (f *fakeSup) reloaded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.reloads...)
+}
+
 func (f *fakeSup) Reload(cfg json.RawMessage) {
 	f.mu.Lock()
 	f.reloads = append(f.reloads, string(cfg))
@@ -65,6 +72,9 @@ func (f *fakeSup) Reload(cfg json.RawMessage) {
 func (f *fakeSup) Run(ctx context.Context) error {
 	close(f.running)
 	<-ctx.Done()
+	if f.onStop != nil {
+		f.onStop()
+	}
 	close(f.stopped)
 	if f.release != nil {
 		<-f.release

@@ -44,6 +44,11 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Logger is the root logger; reload changes its level.
 	Logger hclog.Logger
+	// Signals delivers SIGTERM, SIGINT and SIGHUP; nil means the process's
+	// own (signal.Notify from the start of Run to its end).
+	Signals <-chan os.Signal
+	// NewSupervisor builds the supervisor; nil means supervisor.New.
+	NewSupervisor func(supervisor.Options) (Supervisor, error)
 }
 
 // ErrForced is returned when a second SIGINT cut the drain short.
@@ -68,9 +73,17 @@ func Run(ctx context.Context, opts Options) error {
 
 	// Signals are ours from the first moment to the last: a SIGTERM during
 	// start-up or during the final close must drain, not kill the parent.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	sigs := opts.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	newSup := opts.NewSupervisor
+	if newSup == nil {
+		newSup = newSupervisor
+	}
 
 	// Bind the admin plane before anything else, so that a second node
 	// started by mistake fails here and spawns nothing.
@@ -98,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	sup, err := supervisor.New(supervisor.Options{
+	sup, err := newSup(supervisor.Options{
 		RunDir:   runDir,
 		Logger:   log.Named("supervisor"),
 		Specs:    Specs(cfg),
@@ -230,6 +243,15 @@ type node struct {
 }
 
 func (n *node) config() *config.Config { return n.cfg.Load() }
+
+// newSupervisor is supervisor.New as a Supervisor.
+func newSupervisor(o supervisor.Options) (Supervisor, error) {
+	s, err := supervisor.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // prepareRunDir makes the control socket's directory (0700). With no run_dir
 // configured (and no systemd RuntimeDirectory) it is a private temp dir that
