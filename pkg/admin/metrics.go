@@ -122,7 +122,7 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range order {
 		st := svcs[name]
 		emit(ch, descUp, prometheus.GaugeValue, b2f(processAlive(st)), name)
-		emit(ch, descReady, prometheus.GaugeValue, b2f(st.State == supervisor.StateRunning && st.Ready), name)
+		emit(ch, descReady, prometheus.GaugeValue, b2f(st.IsReady()), name)
 		emit(ch, descRestarts, prometheus.CounterValue, float64(st.Restarts), name)
 		emit(ch, descUptime, prometheus.GaugeValue, st.UptimeSeconds, name)
 		for _, state := range supervisor.States {

@@ -36,7 +36,7 @@ type ReadyResponse struct {
 // yet ready) is "down".
 func DepState(st supervisor.Status) string {
 	switch {
-	case st.State == supervisor.StateRunning && st.Ready:
+	case st.IsReady():
 		return DepOK
 	case st.State == supervisor.StateFailed:
 		return DepFailed

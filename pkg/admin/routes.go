@@ -46,8 +46,10 @@ var saneEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 // handleHealth is liveness: the parent's own machinery works. Checks:
 //   - event_loop: the Go scheduler runs a fresh goroutine within a second;
 //   - clock: the wall clock is past a sane floor and not behind the node's start;
-//   - supervisor: Snapshot answers within two seconds (a deadlocked supervisor
-//     is a liveness failure); "ok" when no supervisor runs.
+//   - supervisor: a Services that can Probe (the supervisor sends a probe
+//     through every service goroutine's queue) answers without error,
+//     within its own timeout; otherwise Snapshot answers within two
+//     seconds. "ok" when no supervisor runs.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{
 		"event_loop": s.checkScheduler(r.Context()),
@@ -97,12 +99,20 @@ func (s *Server) checkClock(now time.Time) string {
 // supervisor counts as unresponsive.
 const supervisorProbeTimeout = 2 * time.Second
 
-// supervisorProbe is one outstanding Snapshot call that concurrent /healthz
-// requests share: a flood of probes starts one goroutine, not one each, and
-// none of them reads another's probe as a failure.
+// prober is implemented by a Services with a liveness probe of its own
+// (supervisor.Supervisor.Probe), bounded by its own timeout.
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// supervisorProbe is one outstanding probe (or Snapshot call) that
+// concurrent /healthz requests share: a flood of probes starts one
+// goroutine, not one each, and none of them reads another's probe as a
+// failure.
 type supervisorProbe struct {
 	done     chan struct{}
-	deadline time.Time
+	deadline time.Time // zero: the Services' Probe bounds itself
+	err      error     // set before done is closed
 }
 
 func (s *Server) checkSupervisor(ctx context.Context) string {
@@ -112,10 +122,18 @@ func (s *Server) checkSupervisor(ctx context.Context) string {
 	s.healthMu.Lock()
 	p := s.healthProbe
 	if p == nil {
-		p = &supervisorProbe{done: make(chan struct{}), deadline: time.Now().Add(supervisorProbeTimeout)}
+		p = &supervisorProbe{done: make(chan struct{})}
+		pr, canProbe := s.opts.Services.(prober)
+		if !canProbe {
+			p.deadline = time.Now().Add(supervisorProbeTimeout)
+		}
 		s.healthProbe = p
 		go func() {
-			_ = s.opts.Services.Snapshot()
+			if canProbe {
+				p.err = pr.Probe(context.Background())
+			} else {
+				_ = s.opts.Services.Snapshot()
+			}
 			s.healthMu.Lock()
 			s.healthProbe = nil
 			s.healthMu.Unlock()
@@ -124,12 +142,19 @@ func (s *Server) checkSupervisor(ctx context.Context) string {
 	}
 	s.healthMu.Unlock()
 	// A probe still outstanding past its deadline answers at once.
-	t := time.NewTimer(time.Until(p.deadline))
-	defer t.Stop()
+	var expired <-chan time.Time
+	if !p.deadline.IsZero() {
+		t := time.NewTimer(time.Until(p.deadline))
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-p.done:
+		if p.err != nil {
+			return "unresponsive"
+		}
 		return "ok"
-	case <-t.C:
+	case <-expired:
 		return "unresponsive"
 	case <-ctx.Done():
 		return "unresponsive"

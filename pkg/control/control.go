@@ -5,7 +5,8 @@
 // Messages are single-line JSON objects terminated by '\n', at most
 // MaxMessageBytes long including the newline. Every message has a "type".
 // Child to parent: hello, ready, health, heartbeat, goodbye.
-// Parent to child: shutdown, reload, ping.
+// Parent to child: shutdown, reload. (Heartbeats prove a child alive; the
+// parent never asks for one.)
 //
 // A peer that sends a malformed or oversized message has its connection
 // closed; Decoder reports such input as an error wrapping ErrMalformed or
@@ -51,7 +52,6 @@ const (
 	TypeGoodbye   Type = "goodbye"
 	TypeShutdown  Type = "shutdown"
 	TypeReload    Type = "reload"
-	TypePing      Type = "ping"
 )
 
 // Errors returned by the Decoder.
@@ -117,9 +117,6 @@ func Shutdown(deadline time.Time) Message {
 // Reload hands the child new configuration.
 func Reload(cfg json.RawMessage) Message { return Message{Type: TypeReload, Config: cfg} }
 
-// Ping asks for a heartbeat.
-func Ping() Message { return Message{Type: TypePing} }
-
 // Validate checks that the message is well-formed for its type.
 func (m *Message) Validate() error {
 	switch m.Type {
@@ -146,7 +143,7 @@ func (m *Message) Validate() error {
 		if m.Deadline == nil {
 			return fmt.Errorf("%w: shutdown without deadline", ErrMalformed)
 		}
-	case TypeHeartbeat, TypeGoodbye, TypeReload, TypePing:
+	case TypeHeartbeat, TypeGoodbye, TypeReload:
 	case "":
 		return fmt.Errorf("%w: missing type", ErrMalformed)
 	default:

@@ -19,7 +19,6 @@ func TestRoundTrip(t *testing.T) {
 		Goodbye("shutdown"),
 		Shutdown(time.Unix(1700000000, 0)),
 		Reload(json.RawMessage(`{"log_level":"debug"}`)),
-		Ping(),
 	}
 	var buf bytes.Buffer
 	enc := NewEncoder(&buf)
@@ -54,15 +53,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"not json", "hello there\n", ErrMalformed},
 		{"no type", `{"pid":1}` + "\n", ErrMalformed},
 		{"unknown type", `{"type":"launch"}` + "\n", ErrMalformed},
-		{"unknown field", `{"type":"ping","x":1}` + "\n", ErrMalformed},
+		{"unknown field", `{"type":"heartbeat","x":1}` + "\n", ErrMalformed},
+		{"ping is not a message", `{"type":"ping"}` + "\n", ErrMalformed},
 		{"hello without token", `{"type":"hello","service":"s","pid":1,"protocol":1}` + "\n", ErrMalformed},
 		{"hello wrong protocol", `{"type":"hello","service":"s","pid":1,"token":"t","protocol":9}` + "\n", ErrMalformed},
 		{"ready without addr", `{"type":"ready"}` + "\n", ErrMalformed},
 		{"health without ok", `{"type":"health"}` + "\n", ErrMalformed},
 		{"shutdown without deadline", `{"type":"shutdown"}` + "\n", ErrMalformed},
-		{"trailing data", `{"type":"ping"} {"type":"ping"}` + "\n", ErrMalformed},
-		{"stray closing brace", `{"type":"ping"}}` + "\n", ErrMalformed},
-		{"truncated", `{"type":"ping"}`, ErrMalformed},
+		{"trailing data", `{"type":"heartbeat"} {"type":"heartbeat"}` + "\n", ErrMalformed},
+		{"stray closing brace", `{"type":"heartbeat"}}` + "\n", ErrMalformed},
+		{"truncated", `{"type":"heartbeat"}`, ErrMalformed},
 		{"oversized", strings.Repeat("x", MaxMessageBytes+10) + "\n", ErrTooLarge},
 		{"wrong field type", `{"type":"hello","service":"s","pid":"1","token":"t","protocol":1}` + "\n", ErrMalformed},
 	}
@@ -107,7 +107,6 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"goodbye","reason":"bye"}`,
 		`{"type":"shutdown","deadline":"2026-01-01T00:00:00Z"}`,
 		`{"type":"reload","config":{"a":1}}`,
-		`{"type":"ping"}`,
 		`{"type":`, `null`, `[]`, "\x00\xff",
 	} {
 		f.Add([]byte(s + "\n"))

@@ -1,5 +1,6 @@
-// Package logging builds macronode's root hclog logger from the configured
-// level and format. Sub-loggers (Named/With) share the root's level, so a
+// Package logging is the one logger factory: it builds the root hclog
+// logger of the parent (New) and of each child runtime (NewNamed) from a
+// level and a format. Sub-loggers (Named/With) share the root's level, so a
 // SetLevel on the root — as a config reload does — applies everywhere.
 package logging
 
@@ -28,13 +29,20 @@ func ParseLevel(level string) (hclog.Level, error) {
 	return hclog.NoLevel, fmt.Errorf("unknown log level %q (want one of %s)", level, strings.Join(Levels, ", "))
 }
 
-// New returns the root logger writing to w. format is "json", "text" or
-// "auto" (text when w is a terminal, JSON otherwise).
+// New returns the parent's root logger (named Name) writing to w. format is
+// "json", "text" or "auto" (text when w is a terminal, JSON otherwise).
 func New(level, format string, w io.Writer) (hclog.Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
+	return NewNamed(Name, lvl, format, w)
+}
+
+// NewNamed returns a root logger called name, at level, writing to w in
+// format: "json", "text" or "auto" (or "": text when w is a terminal, JSON
+// otherwise).
+func NewNamed(name string, level hclog.Level, format string, w io.Writer) (hclog.Logger, error) {
 	var jsonFormat bool
 	switch strings.ToLower(format) {
 	case "json":
@@ -46,8 +54,8 @@ func New(level, format string, w io.Writer) (hclog.Logger, error) {
 		return nil, fmt.Errorf("unknown log format %q (want auto, json or text)", format)
 	}
 	return hclog.New(&hclog.LoggerOptions{
-		Name:       Name,
-		Level:      lvl,
+		Name:       name,
+		Level:      level,
 		Output:     w,
 		JSONFormat: jsonFormat,
 		Color:      hclog.ColorOff,

@@ -14,6 +14,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,11 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Logger is the root logger; reload changes its level.
 	Logger hclog.Logger
+	// Signals delivers SIGTERM, SIGINT and SIGHUP; nil means the process's
+	// own (signal.Notify from the start of Run to its end).
+	Signals <-chan os.Signal
+	// NewSupervisor builds the supervisor; nil means supervisor.New.
+	NewSupervisor func(supervisor.Options) (Supervisor, error)
 }
 
 // ErrForced is returned when a second SIGINT cut the drain short.
@@ -67,9 +73,17 @@ func Run(ctx context.Context, opts Options) error {
 
 	// Signals are ours from the first moment to the last: a SIGTERM during
 	// start-up or during the final close must drain, not kill the parent.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	sigs := opts.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	newSup := opts.NewSupervisor
+	if newSup == nil {
+		newSup = newSupervisor
+	}
 
 	// Bind the admin plane before anything else, so that a second node
 	// started by mistake fails here and spawns nothing.
@@ -97,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	sup, err := supervisor.New(supervisor.Options{
+	sup, err := newSup(supervisor.Options{
 		RunDir:   runDir,
 		Logger:   log.Named("supervisor"),
 		Specs:    Specs(cfg),
@@ -162,7 +176,9 @@ func Run(ctx context.Context, opts Options) error {
 		runErr = err
 		log.Error("listener failed; shutting down", "error", err)
 	case err := <-supErr:
-		// The supervisor only returns early on a fatal error.
+		// Run returns before runCtx ends only when it could not supervise
+		// (the supervisor was closed, or Run was called twice); put the
+		// result back for the drain below, which reports it.
 		supErr <- err
 	}
 
@@ -195,12 +211,28 @@ func Run(ctx context.Context, opts Options) error {
 	return runErr
 }
 
+// Supervisor is what the node needs of its supervisor;
+// *supervisor.Supervisor implements it.
+type Supervisor interface {
+	admin.Services
+	// Run supervises the children until ctx ends, then stops them all.
+	Run(ctx context.Context) error
+	// Close releases a supervisor that was never Run.
+	Close() error
+	// Probe is the liveness check behind /healthz and the systemd watchdog.
+	Probe(ctx context.Context) error
+	// Reload hands every child (and every later spawn) the payload.
+	Reload(cfg json.RawMessage)
+	// Collector exports the supervisor's own metrics.
+	Collector() prometheus.Collector
+}
+
 type node struct {
 	log     hclog.Logger
 	opts    Options
 	started time.Time
 	cfg     atomic.Pointer[config.Config]
-	sup     *supervisor.Supervisor
+	sup     Supervisor
 	admin   *admin.Server
 	stop    context.CancelFunc
 
@@ -211,6 +243,15 @@ type node struct {
 }
 
 func (n *node) config() *config.Config { return n.cfg.Load() }
+
+// newSupervisor is supervisor.New as a Supervisor.
+func newSupervisor(o supervisor.Options) (Supervisor, error) {
+	s, err := supervisor.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // prepareRunDir makes the control socket's directory (0700). With no run_dir
 // configured (and no systemd RuntimeDirectory) it is a private temp dir that

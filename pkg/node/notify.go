@@ -30,8 +30,8 @@ func (n *node) notify(state string) {
 
 // notifier tells systemd READY=1 once start-up has settled, keeps a STATUS=
 // line current, and pets the watchdog at half of WATCHDOG_USEC. The watchdog
-// is only petted while the supervisor answers, so a wedged parent is
-// restarted by systemd.
+// is only petted when the supervisor's probe succeeds (every service
+// goroutine answered), so systemd restarts a parent with a wedged loop.
 func (n *node) notifier(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
@@ -72,7 +72,12 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 			case <-tick.C:
 				update()
 			case <-wd:
-				n.sup.Snapshot() // proves the supervisor's lock is not wedged
+				if err := n.sup.Probe(ctx); err != nil {
+					if ctx.Err() == nil {
+						n.log.Error("supervisor unresponsive: not petting the systemd watchdog", "error", err)
+					}
+					continue
+				}
 				n.notify(sdnotify.Watchdog)
 			}
 		}
@@ -94,7 +99,7 @@ func settled(snap []supervisor.Status) bool {
 		if s.State == supervisor.StateFailed {
 			continue
 		}
-		if s.State != supervisor.StateRunning || !s.Ready {
+		if !s.IsReady() {
 			return false
 		}
 	}
@@ -107,7 +112,7 @@ func statusLine(snap []supervisor.Status) string {
 	running := 0
 	var other []string
 	for _, s := range snap {
-		if s.State == supervisor.StateRunning && s.Ready {
+		if s.IsReady() {
 			running++
 			continue
 		}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/control"
 	"github.com/macronode/macronode/pkg/sdnotify"
 )
 
@@ -65,9 +65,9 @@ func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 		switch f {
 		case "log_level":
 			n.log.SetLevel(hclog.LevelFromString(next.LogLevel))
-			payload, err := json.Marshal(map[string]string{"log_level": next.LogLevel})
+			payload, err := control.ReloadConfig{LogLevel: &next.LogLevel}.Encode()
 			if err != nil {
-				return res, fmt.Errorf("encode reload for children: %w", err)
+				return res, fmt.Errorf("reload children: %w", err)
 			}
 			n.sup.Reload(payload)
 			applied.LogLevel = next.LogLevel

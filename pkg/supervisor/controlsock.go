@@ -17,10 +17,6 @@ import (
 )
 
 const (
-	// SocketName is the control socket's file name inside RunDir.
-	SocketName = "control.sock"
-	// maxSocketPath is the longest path that fits sun_path with its NUL.
-	maxSocketPath = 107
 	// helloTimeout bounds the wait for a new connection's hello.
 	helloTimeout = 2 * time.Second
 	// maxPendingConns bounds connections that have not said hello yet.
@@ -31,9 +27,9 @@ const (
 // (0600). A stale socket left by a dead parent is replaced; a live one is an
 // error. The returned warning, if any, should be logged.
 func listenControl(dir string) (ln *net.UnixListener, path, warning string, err error) {
-	path = filepath.Join(dir, SocketName)
-	if len(path) > maxSocketPath {
-		return nil, "", "", fmt.Errorf("control socket path %q is %d bytes, longer than %d: use a shorter run_dir", path, len(path), maxSocketPath)
+	path = filepath.Join(dir, control.SocketName)
+	if len(path) > control.MaxSocketPath {
+		return nil, "", "", fmt.Errorf("control socket path %q is %d bytes, longer than %d: use a shorter run_dir", path, len(path), control.MaxSocketPath)
 	}
 	if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -175,13 +171,13 @@ func (s *Supervisor) serveConn(c *net.UnixConn) {
 	select {
 	case s.pending <- struct{}{}:
 	default:
-		s.log.Warn("control: too many connections awaiting hello; closing one")
+		s.refused(refuse(reasonBusy, errors.New("too many connections awaiting hello")))
 		return
 	}
 	svc, p, dec, err := s.handshake(c)
 	<-s.pending
 	if err != nil {
-		s.log.Warn("control: connection refused", "error", err)
+		s.refused(err)
 		return
 	}
 	defer p.detach(c)
@@ -233,53 +229,53 @@ func (s *Supervisor) serveConn(c *net.UnixConn) {
 func (s *Supervisor) handshake(c *net.UnixConn) (*service, *proc, *control.Decoder, error) {
 	cred, err := peerCred(c)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, refuse(reasonPeer, err)
 	}
 	deadline := time.Now().Add(helloTimeout)
 	_ = c.SetReadDeadline(deadline)
 	dec := control.NewDecoder(c)
 	m, err := dec.Next()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("peer pid %d uid %d: read hello: %w", cred.Pid, cred.Uid, err)
+		return nil, nil, nil, refuse(reasonMalformed, fmt.Errorf("peer pid %d uid %d: read hello: %w", cred.Pid, cred.Uid, err))
 	}
 	if m.Type != control.TypeHello {
-		return nil, nil, nil, fmt.Errorf("peer pid %d uid %d: first message is %q, want hello", cred.Pid, cred.Uid, m.Type)
+		return nil, nil, nil, refuse(reasonMalformed, fmt.Errorf("peer pid %d uid %d: first message is %q, want hello", cred.Pid, cred.Uid, m.Type))
 	}
 	if int(cred.Uid) != os.Getuid() {
-		return nil, nil, nil, fmt.Errorf("peer pid %d: peer uid %d is not ours (%d)", cred.Pid, cred.Uid, os.Getuid())
+		return nil, nil, nil, refuse(reasonPeer, fmt.Errorf("peer pid %d: peer uid %d is not ours (%d)", cred.Pid, cred.Uid, os.Getuid()))
 	}
 	svc := s.byName[m.Service]
 	if svc == nil {
-		return nil, nil, nil, fmt.Errorf("peer pid %d: hello for %w %q", cred.Pid, ErrUnknownService, m.Service)
+		return nil, nil, nil, refuse(reasonUnknown, fmt.Errorf("peer pid %d: hello for %w %q", cred.Pid, ErrUnknownService, m.Service))
 	}
 	p := svc.current()
 	if p == nil {
-		return nil, nil, nil, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service)
+		return nil, nil, nil, refuse(reasonNoChild, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service))
 	}
 	tokenOK := subtle.ConstantTimeCompare([]byte(m.Token), []byte(p.token)) == 1
 	pid, known := p.knownPID()
 	if !known {
 		if !tokenOK {
-			return nil, nil, nil, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service)
+			return nil, nil, nil, refuse(reasonToken, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service))
 		}
 		if hook := s.testHookPIDWait; hook != nil {
 			hook(m.Service)
 		}
 		if pid = p.waitPID(deadline, s.closed); pid == 0 {
-			return nil, nil, nil, fmt.Errorf("peer pid %d: child of %s not started within %s of its hello", cred.Pid, m.Service, helloTimeout)
+			return nil, nil, nil, refuse(reasonNoChild, fmt.Errorf("peer pid %d: child of %s not started within %s of its hello", cred.Pid, m.Service, helloTimeout))
 		}
 	}
 	switch {
 	case pid == 0:
-		return nil, nil, nil, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service)
+		return nil, nil, nil, refuse(reasonNoChild, fmt.Errorf("peer pid %d: service %s has no running child", cred.Pid, m.Service))
 	case int(cred.Pid) != pid || m.PID != pid:
-		return nil, nil, nil, fmt.Errorf("peer pid %d (hello says %d) is not the child of %s (pid %d)", cred.Pid, m.PID, m.Service, pid)
+		return nil, nil, nil, refuse(reasonPeer, fmt.Errorf("peer pid %d (hello says %d) is not the child of %s (pid %d)", cred.Pid, m.PID, m.Service, pid))
 	case !tokenOK:
-		return nil, nil, nil, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service)
+		return nil, nil, nil, refuse(reasonToken, fmt.Errorf("peer pid %d: wrong token for %s", cred.Pid, m.Service))
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	if !p.attach(c) {
-		return nil, nil, nil, fmt.Errorf("peer pid %d: %s already has a control connection", cred.Pid, m.Service)
+		return nil, nil, nil, refuse(reasonDuplicate, fmt.Errorf("peer pid %d: %s already has a control connection", cred.Pid, m.Service))
 	}
 	return svc, p, dec, nil
 }

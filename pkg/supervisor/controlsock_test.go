@@ -81,7 +81,7 @@ func TestControlSocketRefusesBadPeers(t *testing.T) {
 	if now := h.status("steady"); now.PID != steady.PID || !now.Ready || now.Restarts != 0 {
 		t.Errorf("steady disturbed: %+v", now)
 	}
-	if !h.s.Ready() {
+	if !h.ready() {
 		t.Error("node not ready (only non-critical services misbehaved)")
 	}
 }

@@ -26,7 +26,7 @@ func (v *service) checkDeps(since, now time.Time) depWait {
 	w := depWait{settled: true}
 	for _, d := range v.deps {
 		d.mu.Lock()
-		ready := d.st.State == StateRunning && d.st.Ready
+		ready := d.st.IsReady()
 		gaveUp := d.st.State == StateFailed || d.opStopped
 		d.mu.Unlock()
 		if ready {

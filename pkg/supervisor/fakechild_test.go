@@ -37,8 +37,10 @@ import (
 //	bad-token         says hello with a wrong token
 //	garbage           good, then sends $MN_FAKE_GARBAGE (json|big) on the socket
 //	sleeper           sleeps (used as the grandchild)
-//	parent            runs a Supervisor of one ignore-sigterm child, prints
-//	                  "child=<pid>" once it is ready, and waits to be killed
+//	parent            runs a Supervisor of one child ($MN_FAKE_PARENT_MODE,
+//	                  default ignore-sigterm; heartbeat timeout
+//	                  $MN_FAKE_PARENT_HBT), prints "child=<pid>" each time a
+//	                  new child is ready, and waits to be killed
 //	raw-hello         connects to $MACRONODE_CONTROL_SOCKET, says hello, exits 0
 //	                  once the parent closes the connection
 //
@@ -269,19 +271,25 @@ func fakeParent() int {
 		return 2
 	}
 	fmt.Printf("dir=%s\n", dir)
+	mode := os.Getenv("MN_FAKE_PARENT_MODE")
+	if mode == "" {
+		mode = "ignore-sigterm"
+	}
+	hbt, _ := time.ParseDuration(os.Getenv("MN_FAKE_PARENT_HBT"))
 	s, err := New(Options{RunDir: dir, Specs: []Spec{{
-		Name: "orphan", Binary: os.Args[0],
-		Env: []string{"MN_FAKE_CHILD=ignore-sigterm", "MN_FAKE_HB=50ms", "GORACE=atexit_sleep_ms=0"},
+		Name: "orphan", Binary: os.Args[0], HeartbeatTimeout: hbt,
+		Env: []string{"MN_FAKE_CHILD=" + mode, "MN_FAKE_HB=50ms", "GORACE=atexit_sleep_ms=0"},
 	}}, OnChange: func() {}})
 	if err != nil {
 		fmt.Println("new:", err)
 		return 2
 	}
 	go func() {
+		last := 0
 		for {
-			if st := s.Snapshot()[0]; st.Ready {
+			if st := s.Snapshot()[0]; st.Ready && st.PID != last {
+				last = st.PID
 				fmt.Printf("child=%d\n", st.PID)
-				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

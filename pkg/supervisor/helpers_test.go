@@ -140,8 +140,19 @@ func startHarnessWith(tb testing.TB, specs []Spec, mod func(*Options), setup fun
 	return h
 }
 
+// ready reports whether every critical service is ready, by the one rule
+// (Status.IsReady), as the admin plane judges the node.
+func (h *harness) ready() bool {
+	for _, st := range h.s.Snapshot() {
+		if st.Critical && !st.IsReady() {
+			return false
+		}
+	}
+	return true
+}
+
 func (h *harness) onChange() {
-	r := h.s.Ready()
+	r := h.ready()
 	h.mu.Lock()
 	h.readyLog = append(h.readyLog, readyAt{time.Now(), r})
 	h.mu.Unlock()
@@ -199,7 +210,7 @@ func (h *harness) waitReady(name string, notPID int) Status {
 	var st Status
 	eventually(h.tb, 15*time.Second, name+" ready", func() bool {
 		st = h.status(name)
-		return st.State == StateRunning && st.Ready && st.PID != 0 && st.PID != notPID
+		return st.IsReady() && st.PID != 0 && st.PID != notPID
 	})
 	return st
 }

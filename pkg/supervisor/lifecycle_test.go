@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/control"
 )
 
 // newIdle returns a Supervisor that has not been Run, its run dir, and a
@@ -175,40 +178,58 @@ func TestStopStartResetsBreaker(t *testing.T) {
 	}
 }
 
-func TestInheritableEnv(t *testing.T) {
-	for kv, want := range map[string]bool{
-		"PATH=/usr/bin":                   true,
-		"NOTIFY_SOCKET=/run/systemd/x":    false,
-		"WATCHDOG_USEC=1000000":           false,
-		"WATCHDOG_PID=1":                  false,
-		"NOTIFY_SOCKET_X=1":               true,
-		"MY_NOTIFY_SOCKET=1":              true,
-		"MACRONODE_CONTROL_SOCKET=/old":   false,
-		"MACRONODE_CONTROL_TOKEN=old":     false,
-		"MACRONODE_SERVICE=old":           false,
-		"MACRONODE_SERVICE_EXTRA=kept":    true,
-		"WATCHDOG_USEC":                   false, // malformed, no '='
-		"RON_AMNESIA=1":                   true,
-		"GORACE=atexit_sleep_ms=0":        true,
-		"MACRONODE_ADMIN_TOKEN_FILE=/tok": true,
-	} {
-		if got := inheritable(kv); got != want {
-			t.Errorf("inheritable(%q) = %v, want %v", kv, got, want)
-		}
+func TestChildEnv(t *testing.T) {
+	tests := []struct {
+		name   string
+		parent []string
+		own    []string
+		want   []string // before the three control variables
+	}{
+		{"allowed", []string{"PATH=/usr/bin", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C", "LC_TIME=de_DE",
+			"GOMAXPROCS=2", "GOGC=50", "GOMEMLIMIT=1GiB", "GODEBUG=x=1", "GOTRACEBACK=all",
+			"MACRONODE_DEV_READY=1"},
+			nil, []string{"PATH=/usr/bin", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C", "LC_TIME=de_DE",
+				"GOMAXPROCS=2", "GOGC=50", "GOMEMLIMIT=1GiB", "GODEBUG=x=1", "GOTRACEBACK=all",
+				"MACRONODE_DEV_READY=1"}},
+		{"secrets stay in the parent", []string{"RON_ADMIN_TOKEN=s3cret", "MACRO_ADMIN_TOKEN=s3cret",
+			"RON_ADMIN_TOKEN_FILE=/tok", "CREDENTIALS_DIRECTORY=/run/credentials/x", "AWS_SECRET_ACCESS_KEY=k",
+			"PATH=/bin"}, nil, []string{"PATH=/bin"}},
+		{"systemd's variables are the parent's", []string{"NOTIFY_SOCKET=/run/systemd/notify",
+			"WATCHDOG_USEC=1000000", "WATCHDOG_PID=1", "LISTEN_FDS=1", "LISTEN_PID=1", "INVOCATION_ID=x"}, nil, []string{}},
+		{"other variables do not pass", []string{"HOME=/root", "RON_AMNESIA=1", "GORACE=halt_on_error=1",
+			"GOPATH=/go", "LC=1", "PATHX=1", "XPATH=1", "lang=x"}, nil, []string{}},
+		{"stale control variables are replaced", []string{"MACRONODE_CONTROL_SOCKET=/old",
+			"MACRONODE_CONTROL_TOKEN=old", "MACRONODE_SERVICE=old", "MACRONODE_SERVICE_EXTRA=kept"},
+			nil, []string{"MACRONODE_SERVICE_EXTRA=kept"}},
+		{"malformed entries are dropped", []string{"PATH", "=x", ""}, nil, []string{}},
+		{"the service's own env comes after, so it wins", []string{"GOGC=50"},
+			[]string{"GOGC=off", "RON_ADMIN_TOKEN=given-on-purpose"},
+			[]string{"GOGC=50", "GOGC=off", "RON_ADMIN_TOKEN=given-on-purpose"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := childEnv(tt.parent, tt.own, "/run/mn/control.sock", "storage", "tok")
+			want := append(slices.Clone(tt.want), control.EnvSocket+"=/run/mn/control.sock",
+				control.EnvService+"=storage", control.EnvToken+"=tok")
+			if !slices.Equal(got, want) {
+				t.Errorf("childEnv =\n %q\nwant\n %q", got, want)
+			}
+		})
 	}
 }
 
-// The systemd notify socket and watchdog belong to the parent: a real child
-// does not see them, and sees the rest of the parent's environment.
+// A real child sees only the allow-listed part of the parent's environment:
+// not the systemd notify socket and watchdog, not the admin token.
 func TestChildEnvOmitsParentOnlyVars(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	t.Setenv("WATCHDOG_USEC", "1000000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	t.Setenv("MN_TEST_INHERITED", "yes")
-	sp := fakeSpec(t, "envy", "good", "MN_FAKE_PRINTENV=NOTIFY_SOCKET,WATCHDOG_USEC,WATCHDOG_PID,MN_TEST_INHERITED")
+	t.Setenv("RON_ADMIN_TOKEN", "s3cret")
+	t.Setenv("TZ", "UTC")
+	sp := fakeSpec(t, "envy", "good", "MN_FAKE_PRINTENV=NOTIFY_SOCKET,WATCHDOG_USEC,WATCHDOG_PID,RON_ADMIN_TOKEN,TZ")
 	h := startHarness(t, []Spec{sp}, nil)
 	h.waitReady("envy", 0)
-	for _, want := range []string{"env NOTIFY_SOCKET unset", "env WATCHDOG_USEC unset", "env WATCHDOG_PID unset", "env MN_TEST_INHERITED=yes"} {
+	for _, want := range []string{"env NOTIFY_SOCKET unset", "env WATCHDOG_USEC unset", "env WATCHDOG_PID unset", "env RON_ADMIN_TOKEN unset", "env TZ=UTC"} {
 		eventually(t, 5*time.Second, want, func() bool { return h.logsContain("envy", want) })
 	}
 }

@@ -221,10 +221,12 @@ func trimToRune(b []byte) []byte {
 	return b
 }
 
-// metrics is the supervisor's Prometheus collector for child output.
+// metrics is the supervisor's Prometheus collector: child output and
+// refused control connections.
 type metrics struct {
 	lines   *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	refused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -237,6 +239,7 @@ func newMetrics() *metrics {
 			Name: "macronode_child_log_dropped_total",
 			Help: "Child lines not re-logged because the parent's log sink fell behind (they stay in the ring buffer).",
 		}, []string{"service"}),
+		refused: newRefusedCounter(),
 	}
 }
 
@@ -244,10 +247,12 @@ func newMetrics() *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.lines.Describe(ch)
 	m.dropped.Describe(ch)
+	m.refused.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.lines.Collect(ch)
 	m.dropped.Collect(ch)
+	m.refused.Collect(ch)
 }

@@ -20,7 +20,8 @@ import (
 
 // pipeDrainDelay bounds how long the owner waits for the output pipes to
 // reach EOF after the child exited and its group was swept (a grandchild
-// that left the group may still hold them). It is also cmd.WaitDelay.
+// that left the group may still hold them). This bounded drain is the
+// mechanism: cmd.WaitDelay does nothing for *os.File pipes, so it is unset.
 const pipeDrainDelay = 2 * time.Second
 
 // proc is one spawned child process. Its owner goroutine (run) is the only
@@ -81,7 +82,6 @@ func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) 
 	cmd := exec.Command(spec.Binary, spec.Args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = pipeDrainDelay
 	// Our own pipes (not StdoutPipe): the child gets the write ends directly,
 	// the owner goroutine alone reads and closes the read ends.
 	outR, outW, err := os.Pipe()
@@ -247,22 +247,34 @@ func (p *proc) attach(c net.Conn) bool {
 		return false
 	}
 	p.conn = c
-	p.enc = control.NewEncoder(deadlineWriter{c})
+	p.enc = control.NewConnEncoder(c, sendTimeout)
 	return true
 }
 
 // sendTimeout bounds one control write to a child.
 const sendTimeout = time.Second
 
-// deadlineWriter gives every control write its own deadline. The Encoder
-// serialises writes, so concurrent senders never mix their deadlines.
-type deadlineWriter struct{ conn net.Conn }
-
-func (w deadlineWriter) Write(b []byte) (int, error) {
-	if err := w.conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
-		return 0, err
+// unreadInput reports whether the control connection holds bytes that have
+// arrived but not been read: the child wrote them, so it made progress.
+func (p *proc) unreadInput() bool {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
 	}
-	return w.conn.Write(b)
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	if err := raw.Control(func(fd uintptr) {
+		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	}); err != nil {
+		return false
+	}
+	return n > 0
 }
 
 // detach forgets c if it is the bound connection.

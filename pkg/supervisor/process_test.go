@@ -52,7 +52,7 @@ func TestGrandchildInGroupIsSwept(t *testing.T) {
 }
 
 // A grandchild that left the group (setsid) holds the pipes forever: the
-// bounded drain (WaitDelay) still lets the owner reap and restart.
+// bounded pipe drain (pipeDrainDelay) still lets the owner reap and restart.
 func TestGrandchildOutsideGroupDoesNotHangWait(t *testing.T) {
 	h := startHarness(t, []Spec{fakeSpec(t, "gc", "grandchild", "MN_FAKE_SETSID=1")}, nil)
 	first := h.waitReady("gc", 0)

@@ -19,7 +19,8 @@ type runner struct {
 	waitDeps bool      // first start still waits for dependencies (deps.go)
 	final    bool      // supervisor shutdown: stop and return
 	respawn  spawnKind // start again as soon as p is reaped
-	lastBeat time.Time
+	lastBeat time.Time // the child's latest progress (liveness.go)
+	startAt  time.Time // when startT was armed
 
 	waitSince   time.Time // when the dependency wait began
 	depDeadline time.Time // when depT fires
@@ -47,6 +48,9 @@ func (v *service) loop() {
 	defer close(v.loopDone)
 	r := &runner{v: v, tr: newRestartTracker(v.spec.Policy, nil), want: true, waitDeps: true}
 	for {
+		if hook := v.sup.testHookLoop; hook != nil {
+			hook(v.spec.Name)
+		}
 		if !r.waitDeps && r.depT != nil {
 			stopTimer(&r.depT) // a command ended the wait
 		}
@@ -80,6 +84,10 @@ func (v *service) loop() {
 			r.depT = nil
 		case <-v.cmdKick:
 			for _, c := range v.takeCommands() {
+				if c == cmdProbe {
+					v.answerProbe()
+					continue
+				}
 				r.command(c)
 			}
 		case ev := <-v.events:
@@ -90,14 +98,10 @@ func (v *service) loop() {
 			r.onDone()
 		case <-timerC(r.startT):
 			r.startT = nil
-			r.kill("start timeout")
+			r.checkStart()
 		case <-timerC(r.beatT):
 			r.beatT = nil
-			if since := time.Since(r.lastBeat); since < v.spec.HeartbeatTimeout {
-				r.beatT = time.NewTimer(v.spec.HeartbeatTimeout - since)
-			} else {
-				r.kill("heartbeat timeout")
-			}
+			r.checkBeat()
 		case <-timerC(r.retryT):
 			r.retryT = nil
 			r.spawn(spawnAuto)
@@ -157,7 +161,7 @@ func (r *runner) spawn(kind spawnKind) {
 	}
 	r.p, r.exitSeen, r.stopping, r.termSent, r.killed = p, false, false, false, false
 	r.lastBeat = time.Now()
-	r.startT = time.NewTimer(v.spec.StartTimeout)
+	r.armStart(v.spec.StartTimeout)
 	v.mu.Lock()
 	v.st.State, v.st.Ready, v.st.PID = StateStarting, false, p.pid
 	v.st.NextRestart, v.st.BackoffDelay = time.Time{}, 0

@@ -131,7 +131,7 @@ func (r *runner) event(ev event) {
 	switch ev.kind {
 	case evHello:
 		if r.beatT == nil && !r.stopping {
-			r.beatT = time.NewTimer(v.spec.HeartbeatTimeout)
+			r.armBeat(v.spec.HeartbeatTimeout)
 		}
 	case evReady:
 		if r.leaving() {

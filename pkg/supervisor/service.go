@@ -27,6 +27,7 @@ const (
 	cmdStop
 	cmdRestart
 	cmdShutdown
+	cmdProbe // answered at once: the loop is alive (probe.go)
 )
 
 type spawnKind int
@@ -70,8 +71,9 @@ type service struct {
 	cmdKick  chan struct{}
 	loopDone chan struct{}
 
-	cmdMu sync.Mutex
-	cmds  []command
+	cmdMu   sync.Mutex
+	cmds    []command
+	probeCh chan struct{} // closed by the loop when it takes the queued cmdProbe
 
 	mu        sync.Mutex
 	st        Status
@@ -157,41 +159,51 @@ func (v *service) setOpStopped(stopped bool) {
 	}
 }
 
-func (v *service) readyNow() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.st.State == StateRunning && v.st.Ready
-}
-
-// parentOnlyEnv are variables addressed to the parent process itself: the
-// systemd notify socket and watchdog belong to the parent (a child sending
-// READY=1 or WATCHDOG=1 there would speak for the whole node).
-var parentOnlyEnv = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+// inheritedEnv is the allow-list of the parent's environment a child
+// inherits (SPEC §7): nothing else passes, so the parent's secrets
+// (RON_ADMIN_TOKEN, MACRO_ADMIN_TOKEN, RON_ADMIN_TOKEN_FILE,
+// CREDENTIALS_DIRECTORY, ...) and what systemd addresses to the parent alone
+// (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_FDS) stay in the parent. A child gets:
+//
+//   - PATH, TZ, LANG and every LC_* variable;
+//   - the Go runtime's tuning: GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG, GOTRACEBACK;
+//   - the MACRONODE_* variables, except the control-channel ones
+//     (control.EnvSocket, control.EnvService, control.EnvToken), which env
+//     sets per spawn;
+//   - then its own Spec.Env (services.<plane>.env).
+var inheritedEnv = []string{"PATH", "TZ", "LANG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"}
 
 // inheritable reports whether the parent's KEY=VALUE may pass to a child.
 func inheritable(kv string) bool {
-	if strings.HasPrefix(kv, "MACRONODE_CONTROL_") || strings.HasPrefix(kv, control.EnvService+"=") {
-		return false // stale control variables: set below, per spawn
+	key, _, ok := strings.Cut(kv, "=")
+	switch {
+	case !ok:
+		return false
+	case key == control.EnvSocket, key == control.EnvService, key == control.EnvToken:
+		return false // stale control variables: env sets them per spawn
+	case strings.HasPrefix(key, "MACRONODE_"), strings.HasPrefix(key, "LC_"):
+		return true
 	}
-	key, _, _ := strings.Cut(kv, "=")
-	return !slices.Contains(parentOnlyEnv, key)
+	return slices.Contains(inheritedEnv, key)
 }
 
-// env is the child's environment: the parent's (minus stale control
-// variables and parentOnlyEnv), then Spec.Env, then the control-channel
-// variables.
+// env is the child's environment: the inheritable part of the parent's,
+// then Spec.Env, then the control-channel variables.
 func (v *service) env(token string) []string {
-	parent := os.Environ()
-	env := make([]string, 0, len(parent)+len(v.spec.Env)+3)
+	return childEnv(os.Environ(), v.spec.Env, v.sup.sockPath, v.spec.Name, token)
+}
+
+func childEnv(parent, own []string, sock, name, token string) []string {
+	env := make([]string, 0, len(inheritedEnv)+len(own)+3)
 	for _, kv := range parent {
 		if inheritable(kv) {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, v.spec.Env...)
+	env = append(env, own...)
 	return append(env,
-		control.EnvSocket+"="+v.sup.sockPath,
-		control.EnvService+"="+v.spec.Name,
+		control.EnvSocket+"="+sock,
+		control.EnvService+"="+name,
 		control.EnvToken+"="+token,
 	)
 }

@@ -57,6 +57,8 @@ type Supervisor struct {
 	ln       *net.UnixListener
 	sockPath string
 	metrics  *metrics
+	clock    *pauseClock // notices when the parent was not scheduled (liveness.go)
+	refusals *refusalLog // rate-limits the refused-connection warnings
 
 	life     atomic.Int32 // lifeNew, lifeRunning, lifeClosed
 	shutting atomic.Bool
@@ -81,6 +83,7 @@ type Supervisor struct {
 	testHookSpawn     func(name string, pid int) // after a child started
 	testHookAfterExec func(name string)          // after exec, before the pid is recorded
 	testHookPIDWait   func(name string)          // a hello waits for its child's pid
+	testHookLoop      func(name string)          // at the top of each service loop turn
 }
 
 // New validates the specs, orders them by DependsOn and binds the control
@@ -110,16 +113,18 @@ func New(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		byName:  make(map[string]*service, len(specs)),
-		metrics: newMetrics(),
-		closed:  make(chan struct{}),
-		pending: make(chan struct{}, maxPendingConns),
-		conns:   make(map[net.Conn]struct{}),
-		changed: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
+		opts:     opts,
+		log:      opts.Logger,
+		byName:   make(map[string]*service, len(specs)),
+		metrics:  newMetrics(),
+		refusals: newRefusalLog(),
+		closed:   make(chan struct{}),
+		pending:  make(chan struct{}, maxPendingConns),
+		conns:    make(map[net.Conn]struct{}),
+		changed:  make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
+	s.clock = newPauseClock(specs, time.Now())
 	for _, i := range order {
 		sp := specs[i]
 		v := &service{
@@ -260,9 +265,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return nil
 	}
 	stopNotifier := make(chan struct{})
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go s.acceptLoop()
 	go s.notifier(stopNotifier)
+	go func() { defer s.bg.Done(); s.clock.run(stopNotifier) }()
 	var pumps sync.WaitGroup
 	for _, v := range s.services {
 		pumps.Add(1)
@@ -413,20 +419,6 @@ func (s *Supervisor) Snapshot() []Status {
 	return out
 }
 
-// Ready reports whether every critical service is running and ready (and
-// the supervisor is not shutting down).
-func (s *Supervisor) Ready() bool {
-	if s.shutting.Load() {
-		return false
-	}
-	for _, v := range s.services {
-		if v.spec.Critical && !v.readyNow() {
-			return false
-		}
-	}
-	return true
-}
-
 // Restart (re)starts the service now: a running child is stopped gracefully
 // and started again at once; a failed one is retried. The backoff and the
 // crash window are reset. It returns once the request is scheduled.
@@ -448,8 +440,9 @@ func (s *Supervisor) Logs(name string, n int) ([]LogLine, error) {
 	return v.sink.ring.last(n), nil
 }
 
-// Collector exports macronode_child_log_lines_total{service,stream} and
-// macronode_child_log_dropped_total{service}.
+// Collector exports macronode_child_log_lines_total{service,stream},
+// macronode_child_log_dropped_total{service} and
+// macronode_control_refused_total{reason}.
 func (s *Supervisor) Collector() prometheus.Collector { return s.metrics }
 
 // SocketPath is the control socket's path.

@@ -113,7 +113,7 @@ func TestSocketAndDirPermissions(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second New: %v, want 'in use'", err)
 	}
-	if !h.s.Ready() {
+	if !h.ready() {
 		t.Error("a supervisor with no services should be ready")
 	}
 }
@@ -137,7 +137,7 @@ func TestStartAndShutdownOrder(t *testing.T) {
 	if got := strings.Join(names, ","); got != "a,b,gw,solo" {
 		t.Fatalf("snapshot order %s, want a,b,gw,solo", got)
 	}
-	eventually(t, 15*time.Second, "all ready", h.s.Ready)
+	eventually(t, 15*time.Second, "all ready", h.ready)
 
 	lines := strings.Split(strings.TrimSpace(readFile(t, rec)), "\n")
 	pos := map[string]int{}
@@ -165,7 +165,7 @@ func TestStartAndShutdownOrder(t *testing.T) {
 			t.Errorf("%s after Run: state %s pid %d ready %v", st.Name, st.State, st.PID, st.Ready)
 		}
 	}
-	if h.s.Ready() {
+	if h.ready() {
 		t.Error("Ready after shutdown")
 	}
 }
@@ -209,7 +209,7 @@ func TestKillStableChildRestartsImmediately(t *testing.T) {
 	if !sawDown {
 		t.Error("readiness never turned false after the kill")
 	}
-	if !h.s.Ready() {
+	if !h.ready() {
 		t.Error("not ready after the restart")
 	}
 }
@@ -272,7 +272,7 @@ func TestCrashLoopFailsThenRestart(t *testing.T) {
 	if last := st.Exits[len(st.Exits)-1]; last.Restart != "failed" {
 		t.Errorf("last exit decision %q, want failed", last.Restart)
 	}
-	if h.s.Ready() {
+	if h.ready() {
 		t.Error("node ready while a critical service is failed")
 	}
 	if now := h.status("steady"); now.PID != steady.PID || !now.Ready || now.Restarts != 0 {
@@ -289,7 +289,7 @@ func TestCrashLoopFailsThenRestart(t *testing.T) {
 	if st.Restarts != 4 || !st.NextRestart.IsZero() {
 		t.Errorf("after Restart: restarts %d next %v", st.Restarts, st.NextRestart)
 	}
-	eventually(t, 5*time.Second, "node ready", h.s.Ready)
+	eventually(t, 5*time.Second, "node ready", h.ready)
 }
 
 // A child that stops heartbeating is killed and replaced.
@@ -376,7 +376,7 @@ func TestStopStartRestart(t *testing.T) {
 	if e := st.Exits[0]; e.Description != "exit status 0" || e.Reason != "stop requested" || e.Restart != "none" {
 		t.Errorf("stop exit %+v", e)
 	}
-	if h.s.Ready() {
+	if h.ready() {
 		t.Error("ready while the only critical service is stopped")
 	}
 
@@ -425,7 +425,7 @@ func TestHealthReports(t *testing.T) {
 		st := h.status("svc")
 		return st.State == StateUnhealthy && !st.Ready
 	})
-	if h.s.Ready() {
+	if h.ready() {
 		t.Error("node ready with an unhealthy critical service")
 	}
 	if err := os.Remove(flag); err != nil {

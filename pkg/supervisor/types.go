@@ -69,7 +69,7 @@ type Status struct {
 	PID           int
 	Restarts      int
 	UptimeSeconds float64
-	Ready         bool
+	Ready         bool // the child said ready; see IsReady for the rule
 	Critical      bool
 	Listen        string
 	LastExit      string
@@ -78,6 +78,12 @@ type Status struct {
 	BackoffDelay  float64
 	Exits         []Exit // the last 5, newest last
 }
+
+// IsReady is the readiness rule of one service, the only place it is
+// written: the service is running and its child has said ready (and has
+// not since reported itself unhealthy). Node readiness (/readyz), the
+// ready metric, dependency waits and systemd's STATUS= all use it.
+func (st Status) IsReady() bool { return st.State == StateRunning && st.Ready }
 
 // Exit records one death of a child, for crash forensics.
 type Exit struct {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/buildinfo"
 	"github.com/macronode/macronode/pkg/control"
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // EnvAmnesia turns on --amnesia by default when set to 1/true.
@@ -195,32 +195,10 @@ func printVersion(w io.Writer, name string) {
 
 // newLogger builds the runtime's root logger: JSON on stderr by default so a
 // supervising parent can parse and re-log each line.
-func newLogger(name string, o options, stderr io.Writer) hclog.Logger {
-	jsonFormat := true
-	switch o.logFormat {
-	case "text":
-		jsonFormat = false
-	case "auto":
-		jsonFormat = !isTerminal(stderr)
-	}
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "svc-" + name,
-		Level:      o.logLevel,
-		Output:     stderr,
-		JSONFormat: jsonFormat,
-		Color:      hclog.ColorOff,
-	})
-}
-
-// isTerminal reports whether w is a character device such as a TTY.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
+func newLogger(name string, o options, stderr io.Writer) (hclog.Logger, error) {
+	log, err := logging.NewNamed("svc-"+name, o.logLevel, o.logFormat, stderr)
 	if err != nil {
-		return false
+		return nil, fmt.Errorf("logger: %w", err)
 	}
-	return st.Mode()&os.ModeCharDevice != 0
+	return log, nil
 }

@@ -1,30 +1,21 @@
 package svcrt
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/control"
 )
 
-// reloadConfig is what a child applies from the parent's reload{config}:
-// today only the log level. Unknown keys are ignored, so the parent may send
-// more than a given child understands.
-type reloadConfig struct {
-	LogLevel *string `json:"log_level"`
-}
-
-// parseReload decodes a reload payload. level is hclog.NoLevel when the
+// parseReload decodes a reload payload (control.ReloadConfig; today a
+// child applies only the log level). level is hclog.NoLevel when the
 // payload does not set one. An empty payload (or JSON null) changes nothing.
 func parseReload(cfg []byte) (level hclog.Level, err error) {
-	if len(bytes.TrimSpace(cfg)) == 0 {
-		return hclog.NoLevel, nil
-	}
-	var rc reloadConfig
-	if err := json.Unmarshal(cfg, &rc); err != nil {
-		return hclog.NoLevel, fmt.Errorf("decode reload config: %w", err)
+	rc, err := control.ParseReloadConfig(cfg)
+	if err != nil {
+		return hclog.NoLevel, err
 	}
 	if rc.LogLevel == nil {
 		return hclog.NoLevel, nil

@@ -97,7 +97,6 @@ func TestSupervisedReloadLogLevel(t *testing.T) {
 	}
 
 	// Still alive and speaking the protocol; back to warn hides info lines.
-	parent.send(t, control.Ping())
 	parent.heartbeat(t)
 	parent.send(t, control.Reload([]byte(`{"log_level":"warn"}`)))
 	eventually(t, 5*time.Second, "level back to warn", func() bool { return !log.IsInfo() })

@@ -54,7 +54,7 @@ func dialControl(ctx context.Context, path, service, token string, log hclog.Log
 	}
 	c := &controlClient{
 		conn:     conn,
-		enc:      control.NewEncoder(deadlineWriter{conn}),
+		enc:      control.NewConnEncoder(conn, sendTimeout),
 		log:      log,
 		onReload: onReload,
 		shutdown: make(chan control.Message, 1),
@@ -69,17 +69,6 @@ func dialControl(ctx context.Context, path, service, token string, log hclog.Log
 	go c.readLoop()
 	go c.heartbeatLoop()
 	return c, nil
-}
-
-// deadlineWriter gives every control write its own deadline. The Encoder
-// serialises writes, so deadlines never interleave.
-type deadlineWriter struct{ conn net.Conn }
-
-func (w deadlineWriter) Write(p []byte) (int, error) {
-	if err := w.conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
-		return 0, err
-	}
-	return w.conn.Write(p)
 }
 
 // send writes m; a failure marks the connection lost.
@@ -135,8 +124,6 @@ func (c *controlClient) readLoop() {
 			case c.shutdown <- m:
 			default: // a shutdown is already pending
 			}
-		case control.TypePing:
-			_ = c.send(control.Heartbeat())
 		case control.TypeReload:
 			if c.onReload != nil {
 				c.onReload(m.Config)

@@ -150,7 +150,11 @@ func run(ctx context.Context, p Plane, args []string, stderr io.Writer, getenv f
 		printVersion(stderr, p.Name)
 		return nil
 	}
-	log := newLogger(p.Name, opts, stderr)
+	log, err := newLogger(p.Name, opts, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "svc-%s: %v\n", p.Name, err)
+		return err
+	}
 	r := &runtime{plane: p, opts: opts, log: log, getenv: getenv}
 	if err := r.run(ctx); err != nil {
 		log.Error("exiting with failure", "error", err)
