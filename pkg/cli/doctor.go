@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/control"
 )
 
 // Check outcomes of `macronode doctor`.
@@ -124,9 +125,9 @@ const maxTempSuffix = 10
 // dir under tmp, so tmp must be writable and the longest control socket
 // path such a dir can give must fit.
 func checkTempRunDir(tmp string) checkResult {
-	longest := len(filepath.Join(tmp, tempRunDirPattern+strings.Repeat("9", maxTempSuffix), config.ControlSocketName))
-	if longest > config.MaxSocketPath {
-		return checkResult{checkFail, "run_dir", fmt.Sprintf("unset: the private temp dir made under %s at start gives a control socket path of up to %d bytes, over the %d-byte limit; set run_dir (RON_RUN_DIR) to a short path", tmp, longest, config.MaxSocketPath)}
+	longest := len(filepath.Join(tmp, tempRunDirPattern+strings.Repeat("9", maxTempSuffix), control.SocketName))
+	if longest > control.MaxSocketPath {
+		return checkResult{checkFail, "run_dir", fmt.Sprintf("unset: the private temp dir made under %s at start gives a control socket path of up to %d bytes, over the %d-byte limit; set run_dir (RON_RUN_DIR) to a short path", tmp, longest, control.MaxSocketPath)}
 	}
 	dir, err := os.MkdirTemp(tmp, tempRunDirPattern)
 	if err != nil {
@@ -135,7 +136,7 @@ func checkTempRunDir(tmp string) checkResult {
 	if err := os.Remove(dir); err != nil {
 		return checkResult{checkWarn, "run_dir", fmt.Sprintf("unset; made a test dir %s but could not remove it: %v", dir, err)}
 	}
-	return checkResult{checkOK, "run_dir", fmt.Sprintf("unset: a private temp dir is made at start under %s (socket path length fine: at most %d of %d bytes)", tmp, longest, config.MaxSocketPath)}
+	return checkResult{checkOK, "run_dir", fmt.Sprintf("unset: a private temp dir is made at start under %s (socket path length fine: at most %d of %d bytes)", tmp, longest, control.MaxSocketPath)}
 }
 
 // checkPort binds and releases addr. A busy address that the running node
@@ -194,11 +195,11 @@ func checkDir(name, dir string) checkResult {
 }
 
 func checkSocket(runDir string) checkResult {
-	sock := filepath.Join(runDir, config.ControlSocketName)
-	if n := len(sock); n > config.MaxSocketPath {
-		return checkResult{checkFail, "control socket", fmt.Sprintf("%s is %d bytes, over the %d-byte limit; use a shorter run_dir", sock, n, config.MaxSocketPath)}
+	sock := filepath.Join(runDir, control.SocketName)
+	if n := len(sock); n > control.MaxSocketPath {
+		return checkResult{checkFail, "control socket", fmt.Sprintf("%s is %d bytes, over the %d-byte limit; use a shorter run_dir", sock, n, control.MaxSocketPath)}
 	}
-	return checkResult{checkOK, "control socket", fmt.Sprintf("%s (%d bytes, limit %d)", sock, len(sock), config.MaxSocketPath)}
+	return checkResult{checkOK, "control socket", fmt.Sprintf("%s (%d bytes, limit %d)", sock, len(sock), control.MaxSocketPath)}
 }
 
 func checkNoFile() checkResult {

@@ -5,14 +5,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/macronode/macronode/pkg/control"
 )
-
-// MaxSocketPath is the longest Unix socket path the kernel accepts
-// (sizeof(sun_path) - 1).
-const MaxSocketPath = 107
-
-// ControlSocketName is the control socket's file name inside run_dir.
-const ControlSocketName = "control.sock"
 
 // EnvDevInsecure=1 in the environment Load reads lets an admin plane that
 // is not on loopback run with neither a token nor a client CA.
@@ -111,8 +106,8 @@ func (c *Config) Validate() error {
 		v.add("data_dir", "must not be empty (or set amnesia: true)")
 	}
 	if c.RunDir != "" {
-		if sock := strings.TrimSuffix(c.RunDir, "/") + "/" + ControlSocketName; len(sock) > MaxSocketPath {
-			v.add("run_dir", "control socket path %q is %d bytes, longer than the %d a Unix socket allows", sock, len(sock), MaxSocketPath)
+		if sock := strings.TrimSuffix(c.RunDir, "/") + "/" + control.SocketName; len(sock) > control.MaxSocketPath {
+			v.add("run_dir", "control socket path %q is %d bytes, longer than the %d a Unix socket allows", sock, len(sock), control.MaxSocketPath)
 		}
 	}
 	v.adminToken()
