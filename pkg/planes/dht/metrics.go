@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,26 +123,38 @@ type storedCounter struct {
 }
 
 // providersStored counts the provider records kad-dht has flushed to the
-// datastore (records it buffers in memory show after the next flush).
+// datastore (records it buffers in memory show after the next flush). The
+// count is reused for storedCountTTL; the lock is not held while counting.
 func (s *Server) providersStored(ctx context.Context) int {
 	c := &s.stored
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.valid && time.Since(c.at) < storedCountTTL {
-		return c.n
+	n, fresh := c.n, c.valid && time.Since(c.at) < storedCountTTL
+	c.mu.Unlock()
+	if fresh {
+		return n
 	}
-	res, err := s.kadStore.Query(ctx, query.Query{Prefix: records.ProvidersKeyPrefix, KeysOnly: true})
+	counted, err := countKeys(ctx, s.kadStore, records.ProvidersKeyPrefix)
 	if err != nil {
-		return c.n
+		return n
+	}
+	c.mu.Lock()
+	c.n, c.at, c.valid = counted, time.Now(), true
+	c.mu.Unlock()
+	return counted
+}
+
+func countKeys(ctx context.Context, d datastore.Read, prefix string) (int, error) {
+	res, err := d.Query(ctx, query.Query{Prefix: prefix, KeysOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", prefix, err)
 	}
 	defer func() { _ = res.Close() }()
 	n := 0
 	for r := range res.Next() {
 		if r.Error != nil {
-			return c.n
+			return 0, fmt.Errorf("count %s: %w", prefix, r.Error)
 		}
 		n++
 	}
-	c.n, c.at, c.valid = n, time.Now(), true
-	return n
+	return n, nil
 }
