@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"github.com/macronode/macronode/pkg/planes/dht"
@@ -19,7 +20,11 @@ func main() {
 		Flags:       cfg.RegisterFlags,
 		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
 			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
-			return dht.New(cfg, env.Logger, env.Registry)
+			s, err := dht.New(cfg, env.Logger, env.Registry)
+			if errors.Is(err, dht.ErrConfig) {
+				return nil, &svcrt.UsageError{Err: err}
+			}
+			return s, err
 		},
 	}))
 }

@@ -36,6 +36,10 @@ const (
 	DatastoreDir = "datastore"
 )
 
+// ErrConfig is wrapped by New for a bad setting (a usage error: the
+// runtime exits 2 for it).
+var ErrConfig = errors.New("bad dht configuration")
+
 // defaultP2PListen is what a DHT run by hand listens on: loopback, ports
 // picked by the kernel. The parent passes services.dht.p2p_listen.
 var defaultP2PListen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}

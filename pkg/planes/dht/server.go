@@ -80,7 +80,7 @@ type Server struct {
 func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("dht config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
