@@ -60,6 +60,10 @@ func (s *Server) routes() *httpx.Mux {
 	m.HandleFunc("GET /dht/providers/{addr}", s.handleFindProviders)
 	m.HandleFunc("GET /dht/peers", s.handlePeers)
 	m.HandleFunc("GET /dht/info", s.handleInfo)
+	// GET /info says what this process is, as every plane's placeholder did.
+	m.HandleFunc("GET /info", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.JSON(w, http.StatusOK, map[string]string{"service": "svc-dht", "plane": "dht", "peer_id": s.host.ID().String()})
+	})
 	return m
 }
 
