@@ -1,24 +1,30 @@
 // Command svc-dht is the DHT plane of macronode (Kademlia peers and provider
 // records) as its own process, on the shared child runtime.
-//
-// Its plane API is not built yet: today it runs on the child runtime with
-// /healthz, /readyz, /metrics and GET /info only.
 package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
+	"github.com/macronode/macronode/pkg/planes/dht"
 	"github.com/macronode/macronode/pkg/svcrt"
 )
 
 func main() {
+	var cfg dht.Config
 	os.Exit(svcrt.Main(svcrt.Plane{
 		Name:        "dht",
 		DefaultAddr: "127.0.0.1:9200",
-		Summary:     "DHT plane: Kademlia peers and provider records (who holds which address) (plane API not built yet: health, readiness, metrics and GET /info only)",
-		Build: func(_ context.Context, _ svcrt.Env) (svcrt.Service, error) {
-			return svcrt.HealthOnly("dht"), nil
+		Summary:     "DHT plane: Kademlia (go-libp2p-kad-dht, prefix /macronode) mapping content addresses to the nodes that provide them",
+		Flags:       cfg.RegisterFlags,
+		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
+			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
+			s, err := dht.New(cfg, env.Logger, env.Registry)
+			if errors.Is(err, dht.ErrConfig) {
+				return nil, &svcrt.UsageError{Err: err}
+			}
+			return s, err
 		},
 	}))
 }
