@@ -184,9 +184,14 @@ func TestKeygenUsage(t *testing.T) {
 // the peer table (or an error).
 func clusterAPI(t *testing.T, nodeID string, peers *admin.PeersResponse) string {
 	t.Helper()
+	return clusterAPINode(t, admin.NodeStatus{ID: nodeID, Addrs: []string{}}, peers)
+}
+
+func clusterAPINode(t *testing.T, node admin.NodeStatus, peers *admin.PeersResponse) string {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.JSON(w, 200, admin.StatusResponse{Node: admin.NodeStatus{ID: nodeID, Addrs: []string{}}})
+		httpx.JSON(w, 200, admin.StatusResponse{Ready: true, UptimeSeconds: 61, Node: node})
 	})
 	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, _ *http.Request) {
 		if peers == nil {
@@ -296,6 +301,32 @@ func TestIdentityHelpTeaches(t *testing.T) {
 		r := run(t, nil, cmd, "--help")
 		if r.code != ExitOK || !strings.Contains(r.stdout, want) {
 			t.Errorf("%s --help: exit %d, missing %q:\n%s", cmd, r.code, want, r.stdout)
+		}
+	}
+}
+
+func TestStatusShowsTheNode(t *testing.T) {
+	t.Parallel()
+	const id = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	tests := []struct {
+		node admin.NodeStatus
+		want string // the last line; "" means none after the summary
+	}{
+		{admin.NodeStatus{ID: id, Peers: 3, Connected: 2, DHTRoutingTable: 5, Overlay: admin.PlaneOK, DHT: admin.PlaneOK},
+			"node id " + id + ": 3 peers (2 connected), dht routing table 5"},
+		{admin.NodeStatus{ID: id, Overlay: admin.PlaneUnreachable, DHT: admin.PlaneDisabled},
+			"node id " + id + ": overlay unreachable, dht disabled"},
+		{admin.NodeStatus{}, ""},
+	}
+	for _, tc := range tests {
+		r := run(t, []string{clusterAPINode(t, tc.node, nil)}, "status")
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		last := lines[len(lines)-1]
+		if tc.want == "" {
+			tc.want = "node ready, up 1m1s"
+		}
+		if r.code != ExitOK || last != tc.want {
+			t.Errorf("exit %d, last line %q, want %q\n%s", r.code, last, tc.want, r.stdout)
 		}
 	}
 }
