@@ -229,8 +229,11 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	case PlaneDisabled:
 		httpx.Error(w, http.StatusServiceUnavailable, "", "the overlay plane is disabled on this node")
 		return
-	case PlaneDown, PlaneUnreachable:
+	case PlaneDown:
 		httpx.Error(w, http.StatusServiceUnavailable, "", "the overlay plane is not running")
+		return
+	case PlaneUnreachable:
+		httpx.Error(w, http.StatusServiceUnavailable, "", "the overlay plane has no listen address")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.planes.timeout)
