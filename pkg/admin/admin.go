@@ -1,8 +1,9 @@
 // Package admin is the parent's admin HTTP plane (SPEC §5): version, health,
 // truthful readiness aggregated from the supervisor, Prometheus metrics (the
 // parent's own plus every running child's, relabelled with `service`), node
-// status, and the operator actions (shutdown, reload, restart/stop/start of
-// one service, a service's recent log lines).
+// status (with the node id and its cluster view from the overlay and dht
+// children), the overlay's peer table, and the operator actions (shutdown,
+// reload, restart/stop/start of one service, a service's recent log lines).
 //
 // The package knows the supervisor only through the small Services interface
 // and the configuration only through a func returning the config in force, so
@@ -119,6 +120,13 @@ type Options struct {
 	ChildScrapeTimeout time.Duration
 	// Getenv reads the environment switches; nil means os.Getenv.
 	Getenv func(key string) string
+
+	// NodeID is the node id (the libp2p peer id of the node key) shown in
+	// /api/v1/status; empty means the overlay's own answer is shown.
+	NodeID string
+	// PlaneTimeout bounds each request to the overlay and dht children
+	// (GET /api/v1/status, /api/v1/peers): 0 means DefaultPlaneTimeout.
+	PlaneTimeout time.Duration
 }
 
 // Server is the admin HTTP plane.
@@ -144,6 +152,7 @@ type Server struct {
 	tls      *tls.Config
 	metrics  *metrics
 	children *childScraper
+	planes   *planeAPI
 	limits   limiters
 
 	shutdownOnce sync.Once
@@ -173,6 +182,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ChildScrapeTimeout <= 0 {
 		opts.ChildScrapeTimeout = DefaultChildScrapeTimeout
 	}
+	if opts.PlaneTimeout <= 0 {
+		opts.PlaneTimeout = DefaultPlaneTimeout
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
@@ -193,6 +205,7 @@ func New(opts Options) (*Server, error) {
 	s.tls = tlsCfg
 
 	s.children = newChildScraper(s.snapshot, opts.ChildScrapeTimeout, s.log.Named("scrape"))
+	s.planes = newPlaneAPI(opts.PlaneTimeout)
 	m, err := newMetrics(s, opts.Collectors)
 	if err != nil {
 		return nil, err
@@ -325,6 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("admin: shutdown metrics listener: %w", err))
 	}
 	s.children.close()
+	s.planes.close()
 	return errors.Join(errs...)
 }
 

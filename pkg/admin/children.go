@@ -49,6 +49,23 @@ type childScraper struct {
 }
 
 func newChildScraper(services func() []supervisor.Status, timeout time.Duration, log hclog.Logger) *childScraper {
+	tr, client := localClient(timeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &childScraper{
+		services:  services,
+		timeout:   timeout,
+		log:       log,
+		transport: tr,
+		client:    client,
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+}
+
+// localClient is an HTTP client for the children's loopback APIs: never
+// through a proxy, no redirects, dial and response headers bounded by
+// timeout.
+func localClient(timeout time.Duration) (*http.Transport, *http.Client) {
 	tr := &http.Transport{
 		Proxy:                 nil, // children are local: never through a proxy
 		DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
@@ -56,20 +73,11 @@ func newChildScraper(services func() []supervisor.Status, timeout time.Duration,
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: timeout,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &childScraper{
-		services:  services,
-		timeout:   timeout,
-		log:       log,
-		transport: tr,
-		client: &http.Client{
-			Transport: tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return errors.New("child metrics: redirects are not followed")
-			},
+	return tr, &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errors.New("child API: redirects are not followed")
 		},
-		ctx:    ctx,
-		cancel: cancel,
 	}
 }
 
@@ -180,7 +188,7 @@ func parseChild(r io.Reader) (map[string]*dto.MetricFamily, error) {
 func scrapeAddr(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", fmt.Errorf("child metrics: listen address %q: %w", listen, err)
+		return "", fmt.Errorf("child listen address %q: %w", listen, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"

@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /readyz", s.handleReady)
 	m.Handle("GET /metrics", s.metrics.handler)
 	m.HandleFunc("GET /api/v1/status", s.handleStatus)
+	m.HandleFunc("GET /api/v1/peers", s.handlePeers)
 	m.Handle("POST /api/v1/shutdown", s.requireAuth(http.HandlerFunc(s.handleShutdown)))
 	m.Handle("POST /api/v1/reload", s.requireAuth(http.HandlerFunc(s.handleReload)))
 	for _, a := range []string{"restart", "stop", "start"} {
@@ -176,7 +177,7 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	httpx.JSON(w, code, r)
 }
 
-func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	cfg := s.config()
 	snap := s.snapshot()
 	_, svcs := servicesView(cfg, snap)
@@ -185,6 +186,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		Profile:       "macronode",
 		Ready:         readinessOf(cfg, snap, s.network()).Ready,
 		Services:      make(map[string]ServiceStatus, len(svcs)),
+		Node:          s.nodeStatus(r.Context(), svcs),
 	}
 	for name, st := range svcs {
 		resp.Services[name] = serviceStatusOf(st)

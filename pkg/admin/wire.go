@@ -26,6 +26,7 @@ type StatusResponse struct {
 	LogLevel      string                   `json:"log_level"`
 	Ready         bool                     `json:"ready"`
 	Services      map[string]ServiceStatus `json:"services"`
+	Node          NodeStatus               `json:"node"`
 }
 
 // ActionResponse is the 202 body of the POST action routes.
@@ -131,4 +132,38 @@ func logLinesOf(lines []supervisor.LogLine) []LogLine {
 		out[i] = LogLine{Time: l.Time, Stream: l.Stream, Text: l.Text}
 	}
 	return out
+}
+
+// NodeStatus is the "node" of GET /api/v1/status: the node id, the overlay
+// addresses other nodes bootstrap from (multiaddrs ending in /p2p/<id>),
+// the overlay's peer counts and the DHT routing table size. Overlay and DHT
+// say whether those planes answered (PlaneOK) or why their fields are
+// empty (PlaneUnreachable, PlaneDown, PlaneDisabled).
+type NodeStatus struct {
+	ID              string   `json:"id"`
+	Addrs           []string `json:"addrs"`
+	Peers           int      `json:"peers"`
+	Connected       int      `json:"connected"`
+	DHTRoutingTable int      `json:"dht_routing_table"`
+	Overlay         string   `json:"overlay"`
+	DHT             string   `json:"dht"`
+}
+
+// PeersResponse is the body of GET /api/v1/peers.
+type PeersResponse struct {
+	Peers []Peer `json:"peers"`
+}
+
+// Peer is one node in the overlay's peer table.
+type Peer struct {
+	NodeID      string    `json:"node_id"`
+	Addrs       []string  `json:"addrs"`
+	Connected   bool      `json:"connected"`
+	RTTMs       float64   `json:"rtt_ms"`                // last libp2p ping round trip; 0 when never measured
+	LastSeen    time.Time `json:"last_seen,omitzero"`    // absent when never seen
+	Agent       string    `json:"agent"`                 // the peer's libp2p agent version
+	ReadyPlanes []string  `json:"ready_planes"`          // from the peer's signed node record
+	DHTPeerID   string    `json:"dht_peer_id,omitempty"` // the peer's DHT host
+	DHTAddrs    []string  `json:"dht_addrs"`
+	Seq         uint64    `json:"seq"` // of the peer's newest node record
 }

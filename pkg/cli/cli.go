@@ -1,7 +1,8 @@
 // Package cli is the `macronode` command line (SPEC §4): `run` starts the
 // daemon (pkg/node), `check`, `config print|validate` and `doctor` inspect
-// the configuration and the host, and `status`, `restart|stop|start` and
-// `logs` are clients of a running node's admin API.
+// the configuration and the host, `status`, `restart|stop|start`, `logs`
+// and `peers` are clients of a running node's admin API, `id` asks the node
+// or reads its key file, and `keygen` writes node keys.
 //
 // Every command loads the configuration the same way (defaults, file, RON_*
 // environment, flags) so that `--config` and RON_HTTP_ADDR mean the same to
@@ -149,6 +150,9 @@ func newApp(env Env) *ucli.App {
 			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
 			actionCommand(env, "start", "start a stopped service"),
 			logsCommand(env),
+			idCommand(env),
+			peersCommand(env),
+			keygenCommand(env),
 			helpCommand(),
 		},
 	}

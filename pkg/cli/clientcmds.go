@@ -52,7 +52,9 @@ func statusCommand(env Env) *ucli.Command {
 			"RON_ADMIN_TOKEN and --config point it at the right node.\n\n" +
 			"Example:\n   macronode status\n" +
 			"   NAME     STATE    PID    UPTIME  RESTARTS  READY  LAST EXIT\n" +
-			"   storage  running  41235  3m12s   1         yes    signal: killed",
+			"   storage  running  41235  3m12s   1         yes    signal: killed\n" +
+			"   node ready, up 3m15s\n" +
+			"   node id 12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo: 2 peers (2 connected), dht routing table 2",
 		Flags: clientFlags(),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
@@ -115,8 +117,28 @@ func printStatus(env Env, cfg *config.Config, doc *admin.StatusResponse) error {
 	if doc.Ready {
 		state = "ready"
 	}
-	_, err := fmt.Fprintf(env.Stdout, "node %s, up %s\n", state, seconds(doc.UptimeSeconds))
+	if _, err := fmt.Fprintf(env.Stdout, "node %s, up %s\n", state, seconds(doc.UptimeSeconds)); err != nil {
+		return err
+	}
+	if doc.Node.ID == "" {
+		return nil
+	}
+	_, err := fmt.Fprintf(env.Stdout, "node id %s: %s\n", doc.Node.ID, clusterSummary(doc.Node))
 	return err
+}
+
+// clusterSummary is the node's cluster view in a few words: its overlay
+// peers and its DHT routing table, or why a plane did not say.
+func clusterSummary(n admin.NodeStatus) string {
+	overlay := "overlay " + dash(n.Overlay)
+	if n.Overlay == admin.PlaneOK {
+		overlay = fmt.Sprintf("%d peers (%d connected)", n.Peers, n.Connected)
+	}
+	dht := "dht " + dash(n.DHT)
+	if n.DHT == admin.PlaneOK {
+		dht = fmt.Sprintf("dht routing table %d", n.DHTRoutingTable)
+	}
+	return overlay + ", " + dht
 }
 
 func seconds(s float64) string {
