@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGatewayInternalsOffThePublicPort: the gateway's public listener serves
@@ -33,6 +34,14 @@ func TestGatewayInternalsOffThePublicPort(t *testing.T) {
 	if code := getJSON(t, "http://"+internal+"/version", &v); code != 200 || v["service"] != "svc-gateway" {
 		t.Errorf("internal /version: %d %v", code, v)
 	}
+	// The parent scrapes the internal address: the gateway's series are on
+	// the node's /metrics with a service label.
+	eventually(t, 10*time.Second, func() (bool, string) {
+		m := scrape(t, n.url("/metrics"))
+		ok, _ := metricValue(m, "macronode_child_scrape_success", map[string]string{"service": "gateway"})
+		return ok == 1 && strings.Contains(m, "macronode_gateway_http_requests_total{"),
+			fmt.Sprintf("parent /metrics: gateway scrape_success %v", ok)
+	})
 }
 
 // internalListenOf reads the --internal-listen argument of process pid.

@@ -112,7 +112,7 @@ func (c *childScraper) gather() ([]*dto.MetricFamily, error) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			fams, err := c.scrape(t.Listen)
+			fams, err := c.scrape(metricsAddr(t))
 			results[i] = scrapeResult{fams: fams, err: err}
 		})
 	}
@@ -127,7 +127,7 @@ func (c *childScraper) gather() ([]*dto.MetricFamily, error) {
 			Gauge: &dto.Gauge{Value: ptr(b2f(res.err == nil))},
 		})
 		if res.err != nil {
-			c.log.Debug("child metrics scrape failed", "service", t.Name, "listen", t.Listen, "error", res.err)
+			c.log.Debug("child metrics scrape failed", "service", t.Name, "addr", metricsAddr(t), "error", res.err)
 			continue
 		}
 		m.add(t.Name, res.fams)
@@ -314,3 +314,12 @@ func (m *childMerger) relabel(name string, ls []*dto.LabelPair, service string) 
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// metricsAddr is where a child serves /metrics: its MetricsAddr when it has
+// one (the gateway's internal listener), else its listen address.
+func metricsAddr(st supervisor.Status) string {
+	if st.MetricsAddr != "" {
+		return st.MetricsAddr
+	}
+	return st.Listen
+}

@@ -3,12 +3,14 @@ package node
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/identity"
+	"github.com/macronode/macronode/pkg/supervisor"
 )
 
 // NodeKeyFile is the node key's file name under data_dir.
@@ -41,4 +43,41 @@ func LoadNodeKey(cfg *config.Config) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
 	return key, nil
+}
+
+// keyFD is the descriptor the overlay child reads its node key from.
+const keyFD = 3
+
+// HandNodeKey makes the overlay's spec (if any) inherit key on fd 3 at
+// every spawn, through a pipe the parent fills and closes, and points the
+// child at it with --identity-file /dev/fd/3. The key never appears in the
+// child's environment or argv, and under amnesia never on disk.
+func HandNodeKey(specs []supervisor.Spec, key crypto.PrivKey) error {
+	b, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("node key: %w", err)
+	}
+	for i := range specs {
+		if specs[i].Name != "overlay" {
+			continue
+		}
+		specs[i].Args = append(specs[i].Args, "--identity-file", fmt.Sprintf("/dev/fd/%d", keyFD))
+		specs[i].ExtraFiles = func() ([]*os.File, error) { return keyPipe(b) }
+	}
+	return nil
+}
+
+// keyPipe returns the read end of a pipe that holds b, then EOF. A key is
+// far smaller than a pipe's buffer, so the write never blocks.
+func keyPipe(b []byte) ([]*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("key pipe: %w", err)
+	}
+	_, werr := w.Write(b)
+	if err := errors.Join(werr, w.Close()); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("key pipe: %w", err)
+	}
+	return []*os.File{r}, nil
 }

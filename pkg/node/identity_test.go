@@ -3,12 +3,14 @@ package node
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/identity"
+	"github.com/macronode/macronode/pkg/supervisor"
 )
 
 func keyID(t *testing.T, cfg *config.Config) peer.ID {
@@ -92,5 +94,38 @@ func TestLoadNodeKeyErrors(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(junk, NodeKeyFile))
 	if err != nil || string(b) != "not a key" {
 		t.Errorf("junk key file changed: %q, %v", b, err)
+	}
+}
+
+func TestHandNodeKeyOnlyToOverlay(t *testing.T) {
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []supervisor.Spec{{Name: "storage"}, {Name: "overlay", Args: []string{"--listen", "x"}}, {Name: "dht"}}
+	if err := HandNodeKey(specs, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range specs {
+		if sp.Name != "overlay" {
+			if sp.ExtraFiles != nil || len(sp.Args) != 0 {
+				t.Errorf("%s got the node key: %+v", sp.Name, sp)
+			}
+			continue
+		}
+		if got := strings.Join(sp.Args, " "); got != "--listen x --identity-file /dev/fd/3" {
+			t.Errorf("overlay args %q", got)
+		}
+		for range 2 { // every spawn gets a fresh, full pipe
+			files, err := sp.ExtraFiles()
+			if err != nil || len(files) != 1 {
+				t.Fatalf("ExtraFiles = %v, %v", files, err)
+			}
+			got, err := identity.Read(files[0])
+			files[0].Close()
+			if err != nil || !got.Equals(key) {
+				t.Fatalf("key read from the pipe = %v, %v", got, err)
+			}
+		}
 	}
 }

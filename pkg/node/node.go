@@ -31,6 +31,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/identity"
 	"github.com/macronode/macronode/pkg/sdnotify"
 	"github.com/macronode/macronode/pkg/supervisor"
 )
@@ -111,10 +112,27 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
+	specs := Specs(cfg)
+	for i := range specs {
+		if addr, ok := OpsAddr(specs[i]); ok {
+			specs[i].MetricsAddr = addr
+		}
+	}
+	nodeKey, err := LoadNodeKey(cfg)
+	if err != nil {
+		return err
+	}
+	nodeID, err := identity.NodeID(nodeKey)
+	if err != nil {
+		return fmt.Errorf("node key: %w", err)
+	}
+	if err := HandNodeKey(specs, nodeKey); err != nil {
+		return err
+	}
 	sup, err := newSup(supervisor.Options{
 		RunDir:   runDir,
 		Logger:   log.Named("supervisor"),
-		Specs:    Specs(cfg),
+		Specs:    specs,
 		OnChange: n.changed,
 	})
 	if err != nil {
@@ -135,12 +153,13 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:     log.Named("admin"),
 		Collectors: []prometheus.Collector{sup.Collector()},
 		Started:    n.started,
+		NodeID:     nodeID.String(),
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("admin plane: %w", err), sup.Close())
 	}
 	n.admin = srv
-	log.Info("starting node", "run_dir", runDir, "data_dir", cfg.DataDir, "services", cfg.Enabled())
+	log.Info("starting node", "node_id", nodeID.String(), "run_dir", runDir, "data_dir", cfg.DataDir, "services", cfg.Enabled())
 
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)

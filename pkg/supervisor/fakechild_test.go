@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"io"
 	"bufio"
 	"context"
 	"fmt"
@@ -95,6 +96,10 @@ func fakeChild(mode string) int {
 				fmt.Printf("env %s unset\n", k)
 			}
 		}
+	}
+	if os.Getenv("MN_FAKE_READ_FD3") != "" {
+		b, err := io.ReadAll(os.NewFile(3, "fd3"))
+		fmt.Printf("fd3 %q %v\n", b, err)
 	}
 	switch mode {
 	case "crash":

@@ -96,6 +96,15 @@ func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) 
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
+	if spec.ExtraFiles != nil {
+		extra, err := spec.ExtraFiles()
+		if err != nil {
+			closeAll(outR, outW, errR, errW)
+			close(p.pidKnown)
+			return fmt.Errorf("inherited files: %w", err)
+		}
+		cmd.ExtraFiles = extra
+	}
 	started := make(chan error, 1)
 	go p.run(cmd, [2]*os.File{outR, errR}, [2]*os.File{outW, errW}, sink, afterExec, started)
 	return <-started
@@ -113,6 +122,7 @@ func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink
 	defer runtime.UnlockOSThread() // only after the child is reaped
 	err := cmd.Start()
 	closeAll(writeEnds[:]...) // the child holds its own copies now
+	closeAll(cmd.ExtraFiles...)
 	if err != nil {
 		closeAll(readEnds[:]...)
 		close(p.pidKnown)

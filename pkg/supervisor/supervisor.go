@@ -134,7 +134,7 @@ func New(opts Options) (*Supervisor, error) {
 			events:   make(chan event, 64),
 			cmdKick:  make(chan struct{}, 1),
 			loopDone: make(chan struct{}),
-			st:       Status{Name: sp.Name, State: StateStopped, Critical: sp.Critical, Listen: sp.Listen, Exits: []Exit{}},
+			st:       Status{Name: sp.Name, State: StateStopped, Critical: sp.Critical, Listen: sp.Listen, MetricsAddr: sp.MetricsAddr, Exits: []Exit{}},
 			sink: &logSink{
 				ring:    newRing(opts.LogLines),
 				queue:   make(chan LogLine, logQueueLen),

@@ -10,6 +10,7 @@ package supervisor
 
 import (
 	"errors"
+	"os"
 	"time"
 )
 
@@ -35,13 +36,21 @@ var ErrUnknownService = errors.New("unknown service")
 
 // Spec describes one child: how to start it and how to supervise it.
 type Spec struct {
-	Name      string
-	Binary    string   // absolute path or a name looked up in $PATH
-	Args      []string // arguments, not including argv[0]
-	Env       []string // extra KEY=VALUE pairs on top of the parent's environment
-	Listen    string   // the address the child serves on, for status and metrics scraping
-	Critical  bool     // counts for the node's readiness
-	DependsOn []string // names started first: this one waits until each is ready, failed, stopped, or past its start_timeout
+	Name   string
+	Binary string   // absolute path or a name looked up in $PATH
+	Args   []string // arguments, not including argv[0]
+	Env    []string // extra KEY=VALUE pairs on top of the parent's environment
+	Listen string   // the address the child serves on, for status and metrics scraping
+	// MetricsAddr is where the parent scrapes the child's /metrics when that
+	// is not Listen (the gateway keeps /metrics off its public port).
+	MetricsAddr string
+	Critical    bool     // counts for the node's readiness
+	DependsOn   []string // names started first: this one waits until each is ready, failed, stopped, or past its start_timeout
+	// ExtraFiles, when set, is called for every spawn; the child inherits
+	// the files it returns as fd 3, 4, ... (exec.Cmd.ExtraFiles) and the
+	// supervisor closes its own copies once the child started (or failed
+	// to). A secret handed down this way never appears in env or argv.
+	ExtraFiles func() ([]*os.File, error)
 
 	Policy           Policy
 	StartTimeout     time.Duration // from spawn to ready; default 10s
@@ -72,6 +81,7 @@ type Status struct {
 	Ready         bool // the child said ready; see IsReady for the rule
 	Critical      bool
 	Listen        string
+	MetricsAddr   string // scrape address when not Listen
 	LastExit      string
 	LastError     string
 	NextRestart   time.Time // when in backoff or failed
