@@ -1,10 +1,10 @@
 package supervisor
 
 import (
-	"io"
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
