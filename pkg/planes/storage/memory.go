@@ -68,6 +68,18 @@ func NewMemory(maxBytes int64) *MemStore {
 
 // Put implements Store.
 func (m *MemStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error) {
+	return m.put(ctx, r, max, nil)
+}
+
+// PutAt implements Store.
+func (m *MemStore) PutAt(ctx context.Context, want [32]byte, r io.Reader, max int64) (size int64, dedup bool, err error) {
+	_, size, dedup, err = m.put(ctx, r, max, &want)
+	return size, dedup, err
+}
+
+// put is Put and PutAt; with want set, a body hashing elsewhere fails with
+// ErrMismatch and its bytes are released.
+func (m *MemStore) put(ctx context.Context, r io.Reader, max int64, want *[32]byte) (addr [32]byte, size int64, dedup bool, err error) {
 	if m.closed.Load() {
 		return addr, 0, false, ErrClosed
 	}
@@ -106,6 +118,9 @@ func (m *MemStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]by
 		}
 	}
 	copy(addr[:], h.Sum(nil))
+	if want != nil && addr != *want {
+		return addr, size, false, fmt.Errorf("put %s: %w (got b3:%x)", address.Format(*want), ErrMismatch, addr)
+	}
 	if k := len(slabs) - 1; k >= 0 && cap(slabs[k]) > len(slabs[k]) {
 		slabs[k] = append([]byte(nil), slabs[k]...)
 	}

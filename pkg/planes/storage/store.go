@@ -23,6 +23,14 @@ type Store interface {
 	// running out of space fails with ErrFull; an error from r is wrapped in
 	// ErrRead. On any error nothing is left behind.
 	Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error)
+	// PutAt is Put for a caller that knows the address: the body is
+	// streamed and hashed the same way, and kept only if it hashes to want;
+	// otherwise it fails with ErrMismatch and nothing is left behind.
+	PutAt(ctx context.Context, want [32]byte, r io.Reader, max int64) (size int64, dedup bool, err error)
+	// List returns up to limit stored addresses greater than after (from
+	// the first one when after is nil), in ascending order. It never holds
+	// more than limit addresses plus one shard directory listing.
+	List(after *[32]byte, limit int) ([][32]byte, error)
 	// Open returns a reader positioned at the start of the blob and the
 	// Version of the stored copy it reads (its size and identity). The bytes
 	// are NOT verified against the address; callers that serve them must
@@ -93,6 +101,8 @@ var (
 	ErrFull     = errors.New("storage full")
 	ErrRead     = errors.New("read request body")
 	ErrClosed   = errors.New("store closed")
+	// ErrMismatch: a PutAt body does not hash to the address it was sent for.
+	ErrMismatch = errors.New("body does not hash to the address")
 	// ErrInUse: another process (or another DiskStore) holds the data dir.
 	ErrInUse = errors.New("data dir in use")
 )
