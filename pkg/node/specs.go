@@ -87,9 +87,17 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 			"--max-object-bytes", size(cfg.MaxObjectBytes),
 			"--chunk-bytes", size(cfg.ChunkBytes))
 	case "gateway":
-		for _, b := range []string{"storage", "index", "mailbox", "dht"} {
+		for _, b := range []string{"storage", "index", "mailbox"} {
 			if on[b] {
 				args = append(args, "--"+b+"-addr", cfg.Services[b].Listen)
+			}
+		}
+		// The gateway reaches the DHT and the overlay directly (never
+		// routing them) to fetch blobs missing locally and announce stored
+		// ones.
+		for _, b := range []string{"dht", "overlay"} {
+			if on[b] {
+				args = append(args, "--"+b+"-url", "http://"+cfg.Services[b].Listen)
 			}
 		}
 		args = append(args,

@@ -207,14 +207,13 @@ func TestPing(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	backends := map[string]*httptest.Server{}
-	for _, n := range []string{"storage", "index", "mailbox", "dht"} {
+	for _, n := range []string{"storage", "index", "mailbox"} {
 		backends[n] = fakeBackend(t, n)
 	}
 	g := newGW(t, Config{
 		StorageAddr: hostOf(backends["storage"]),
 		IndexAddr:   backends["index"].URL, // a full URL works too
 		MailboxAddr: hostOf(backends["mailbox"]),
-		DHTAddr:     hostOf(backends["dht"]),
 	})
 	tests := []struct {
 		method, path, backend, wantPath, wantQuery string
@@ -228,8 +227,6 @@ func TestRouting(t *testing.T) {
 		{"DELETE", "/names/a%2Fb", "index", "/names/a/b", ""},
 		{"POST", "/mailboxes/box1/receive?max=10&wait=1s", "mailbox", "/mailboxes/box1/receive", "max=10&wait=1s"},
 		{"GET", "/mailboxes", "mailbox", "/mailboxes", ""},
-		{"GET", "/dht/peers", "dht", "/dht/peers", ""},
-		{"POST", "/dht/providers/b3:00", "dht", "/dht/providers/b3:00", ""},
 	}
 	for _, tc := range tests {
 		var body io.Reader
@@ -255,10 +252,18 @@ func TestRouting(t *testing.T) {
 	if s := g.get("/names/a%2Fb").seen(t); s.RawPath != "/names/a%2Fb" {
 		t.Errorf("escaped path not preserved: raw %q", s.RawPath)
 	}
-	for _, p := range []string{"/", "/nope", "/objects/x", "/oo", "/namesx", "/ingress"} {
+	// The overlay and DHT APIs are internal: never routed.
+	for _, p := range []string{"/", "/nope", "/objects/x", "/oo", "/namesx", "/ingress", "/dht/peers", "/overlay/info"} {
 		a := g.get(p)
 		if a.status != 404 || a.json(t)["code"] != "not_found" {
 			t.Errorf("GET %s: %d %s, want 404 JSON", p, a.status, a.raw)
+		}
+	}
+	// So are storage's listing and its verified PUT.
+	for _, mp := range [][2]string{{"GET", "/o"}, {"GET", "/o?after=&limit=10"}, {"HEAD", "/o"}, {"PUT", "/o/b3:" + strings.Repeat("ab", 32)}} {
+		a := g.do(g.req(mp[0], mp[1], nil))
+		if a.status != 405 || a.header.Get("X-Backend") != "" || a.header.Get("Allow") == "" {
+			t.Errorf("%s %s: %d backend %q, want 405 from the gateway", mp[0], mp[1], a.status, a.header.Get("X-Backend"))
 		}
 	}
 }
@@ -307,7 +312,7 @@ func TestForwardedHeaders(t *testing.T) {
 
 func TestBackendNotConfigured(t *testing.T) {
 	g := newGW(t, Config{})
-	for _, p := range []string{"/o", "/o/x", "/names/a", "/mailboxes/b/messages", "/dht/peers"} {
+	for _, p := range []string{"/o/x", "/names/a", "/mailboxes/b/messages"} {
 		a := g.get(p)
 		if m := a.json(t); a.status != 503 || m["code"] != "backend_not_configured" || !strings.Contains(m["error"].(string), "not configured") {
 			t.Errorf("GET %s: %d %s", p, a.status, a.raw)
@@ -457,7 +462,9 @@ func TestConfig(t *testing.T) {
 	for _, bad := range []Config{
 		{StorageAddr: "ftp://x:1"},
 		{IndexAddr: "http://"},
-		{DHTAddr: "http://h:1/?q=1"},
+		{MailboxAddr: "http://h:1/?q=1"},
+		{FetchTimeout: -time.Second},
+		{StorageAddr: "h:1", DHTURL: "h:2", OverlayURL: "http://h:3"},
 		{MaxBodyBytes: -1},
 		{Rate: 5, Burst: -1},
 		{BackendTimeout: -time.Second},

@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests refused with 429 by the per-client-IP rate limit.",
 		}),
 	}
-	for _, b := range []string{"storage", "index", "mailbox", "dht"} {
+	for _, b := range []string{"storage", "index", "mailbox"} {
 		m.backendErrors.WithLabelValues(b)
 	}
 	for _, c := range []prometheus.Collector{m.backendErrors, m.rateLimited} {

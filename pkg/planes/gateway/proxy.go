@@ -35,6 +35,9 @@ type backend struct {
 	deadline  time.Duration // whole-request deadline; 0 for streams
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	// modify, when set, adjusts the backend's response before it is
+	// copied to the client; an error is answered by proxyError.
+	modify func(*http.Response, *reqState) error
 }
 
 func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTimeout time.Duration) (*backend, error) {
@@ -74,8 +77,12 @@ func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTim
 		// The gateway's RequestID middleware already set the id the
 		// backend echoes: copying the echo would send it twice.
 		ModifyResponse: func(res *http.Response) error {
+			var err error
+			if st, ok := res.Request.Context().Value(stateKey{}).(*reqState); ok && b.modify != nil {
+				err = b.modify(res, st)
+			}
 			res.Header.Del(httpx.HeaderRequestID)
-			return nil
+			return err
 		},
 		Transport:     b.transport,
 		FlushInterval: -1, // stream: flush every write through at once
@@ -140,6 +147,9 @@ func (b *backend) prefixes() []string {
 // can tell a client's body failure from a backend failure.
 type reqState struct {
 	progress *httpx.Progress
+	pattern  string // the gateway mux pattern that matched
+	addr     string // its {addr} wildcard, if any
+	local    bool   // the client wants local bytes only (noRemote)
 	mu       sync.Mutex
 	bodyErr  error
 }
@@ -175,7 +185,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// on each response write.
 	p := httpx.NewProgress(w, b.s.cfg.IOIdleTimeout)
 	defer p.Finish(r)
-	st := &reqState{progress: p}
+	st := &reqState{progress: p, pattern: r.Pattern, addr: r.PathValue("addr"), local: noRemote(r)}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if b.deadline > 0 {
 		var cancel context.CancelFunc
@@ -207,6 +217,7 @@ func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	ctxErr := r.Context().Err()
 	var ne net.Error
+	var re *remoteError
 	switch {
 	case httpx.IsTooLarge(bodyErr) || httpx.IsTooLarge(err):
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of /%s routes", b.maxBody, b.name)
@@ -223,6 +234,11 @@ func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// the metric and the access log.
 		log.Debug("client closed the request", "error", err)
 		w.WriteHeader(statusClientClosed)
+	case errors.As(err, &re):
+		if re.status >= 500 {
+			log.Warn("remote fetch failed", "status", re.status, "error", err)
+		}
+		httpx.Error(w, re.status, re.code, err.Error())
 	case bodyErr != nil:
 		log.Debug("client request body failed", "error", bodyErr)
 		httpx.Errorf(w, http.StatusBadRequest, "bad_body", "reading the request body failed: %v", bodyErr)
