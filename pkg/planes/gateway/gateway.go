@@ -61,6 +61,7 @@ import (
 
 	"github.com/macronode/macronode/pkg/httpx"
 	"github.com/macronode/macronode/pkg/planes/gateway/fetch"
+	"github.com/macronode/macronode/pkg/routes"
 )
 
 // Defaults of the gateway's flags.
@@ -83,11 +84,11 @@ type Config struct {
 	DataDir string
 	Amnesia bool
 
-	// Backends, as host:port (or a full http:// or https:// URL). An empty
-	// address makes that route answer 503 "backend not configured".
-	StorageAddr string
-	IndexAddr   string
-	MailboxAddr string
+	// Backends maps a route's plane name (routes.All: "storage", "index",
+	// "mailbox") to its address, as host:port (or a full http:// or https://
+	// URL). A missing or empty address makes that route answer 503 "backend
+	// not configured".
+	Backends map[string]string
 
 	// DHTURL and OverlayURL are the base URLs of this node's svc-dht and
 	// svc-overlay HTTP APIs (loopback, never routed to clients). With both
@@ -112,18 +113,21 @@ type Config struct {
 	// never serves them.
 	InternalListen string
 	Ops            http.Handler
+
+	defaulted bool // applyDefaults has run
 }
 
 // RegisterFlags registers the gateway's own flags on fs, with production
 // defaults for any field still zero.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.applyDefaults()
-	fs.StringVar(&c.StorageAddr, "storage-addr", c.StorageAddr,
-		"host:port of svc-storage, served under /o; empty answers 503 on /o")
-	fs.StringVar(&c.IndexAddr, "index-addr", c.IndexAddr,
-		"host:port of svc-index, served under /names; empty answers 503 on /names")
-	fs.StringVar(&c.MailboxAddr, "mailbox-addr", c.MailboxAddr,
-		"host:port of svc-mailbox, served under /mailboxes; empty answers 503 on /mailboxes")
+	if c.Backends == nil {
+		c.Backends = map[string]string{}
+	}
+	for _, r := range routes.All {
+		fs.Func(r.FlagName(), fmt.Sprintf("host:port of svc-%s, served under %s; empty answers 503 on %s", r.Name, r.Prefix, r.Prefix),
+			func(v string) error { c.Backends[r.Name] = v; return nil })
+	}
 	fs.StringVar(&c.DHTURL, "dht-url", c.DHTURL,
 		"base URL of this node's svc-dht HTTP API (e.g. http://127.0.0.1:9200), used to find providers of a missing blob "+
 			"and to announce stored ones; never routed to clients; empty (or an empty --overlay-url) never goes remote")
@@ -162,9 +166,13 @@ func (c *Config) applyDefaults() {
 	if c.MaxObjectBytes == 0 {
 		c.MaxObjectBytes = DefaultMaxObjectBytes
 	}
-	if c.Rate == 0 && c.Burst == 0 {
+	// Rate and Burst both 0 mean "the defaults" only in a Config literal:
+	// once RegisterFlags has filled the defaults, --rate 0 --burst 0 is an
+	// explicit "off".
+	if !c.defaulted && c.Rate == 0 && c.Burst == 0 {
 		c.Rate, c.Burst = DefaultRate, DefaultBurst
 	}
+	c.defaulted = true
 	if c.BackendTimeout == 0 {
 		c.BackendTimeout = DefaultBackendTimeout
 	}
@@ -211,6 +219,22 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// limits are a route's body cap, whole-request deadline (0: none) and
+// the time its backend may take to send response headers.
+func (c *Config) limits(name string) (maxBody int64, deadline, header time.Duration) {
+	switch name {
+	case "storage":
+		// Blob streams have no whole-request deadline: a 1 GiB transfer on
+		// a slow link must not be cut; only a stalled one is.
+		return c.MaxObjectBytes, 0, c.BackendTimeout
+	case "mailbox":
+		// A mailbox receive is a long poll: its headers legitimately wait
+		// up to the request deadline.
+		return c.MaxBodyBytes, c.RequestTimeout, max(c.BackendTimeout, c.RequestTimeout)
+	}
+	return c.MaxBodyBytes, c.RequestTimeout, c.BackendTimeout
+}
+
 // Server is the gateway: a router, its backends and its limits.
 type Server struct {
 	cfg      Config
@@ -249,33 +273,19 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 	if cfg.Rate > 0 {
 		s.limiter = httpx.NewIPLimiter(cfg.Rate, cfg.Burst)
 	}
-	specs := []struct {
-		name, addr string
-		maxBody    int64
-		deadline   time.Duration
-		header     time.Duration
-	}{
-		// Blob streams have no whole-request deadline: a 1 GiB transfer on a
-		// slow link must not be cut; only a stalled one is.
-		{"storage", cfg.StorageAddr, cfg.MaxObjectBytes, 0, cfg.BackendTimeout},
-		{"index", cfg.IndexAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, cfg.BackendTimeout},
-		// A mailbox receive is a long poll: its headers legitimately wait
-		// up to the request deadline.
-		{"mailbox", cfg.MailboxAddr, cfg.MaxBodyBytes, cfg.RequestTimeout, max(cfg.BackendTimeout, cfg.RequestTimeout)},
-	}
-	for _, sp := range specs {
-		b, err := newBackend(s, sp.name, sp.addr, sp.maxBody, sp.deadline, sp.header)
+	for _, r := range routes.All {
+		b, err := newBackend(s, r, cfg.Backends[r.Name])
 		if err != nil {
 			s.closeBackends()
-			return nil, fmt.Errorf("gateway: --%s-addr: %w", sp.name, err)
+			return nil, fmt.Errorf("gateway: %s: %w", r.Flag, err)
 		}
 		if b.target == nil {
-			log.Warn("backend not configured; its route answers 503", "backend", sp.name)
+			log.Warn("backend not configured; its route answers 503", "backend", r.Name)
 		} else {
-			log.Info("backend", "backend", sp.name, "url", b.target.String())
+			log.Info("backend", "backend", r.Name, "url", b.target.String())
 		}
 		s.backends = append(s.backends, b)
-		if sp.name == "storage" {
+		if r.Name == "storage" {
 			s.storage = b
 			b.modify = s.storageResponse
 		}
@@ -316,10 +326,8 @@ func (s *Server) routes() http.Handler {
 	mux := httpx.NewMux()
 	mux.HandleFunc("GET /ingress/ping", handlePing)
 	for _, b := range s.backends {
-		for _, p := range b.prefixes() {
-			mux.Handle(p, b)
-			mux.Handle(p+"/", b)
-		}
+		mux.Handle(b.route.Prefix, b)
+		mux.Handle(b.route.Prefix+"/", b)
 	}
 	mux.Handle(patternPost, s.storage)
 	mux.Handle(patternGet, s.storage)

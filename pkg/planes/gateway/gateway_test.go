@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -211,9 +212,7 @@ func TestRouting(t *testing.T) {
 		backends[n] = fakeBackend(t, n)
 	}
 	g := newGW(t, Config{
-		StorageAddr: hostOf(backends["storage"]),
-		IndexAddr:   backends["index"].URL, // a full URL works too
-		MailboxAddr: hostOf(backends["mailbox"]),
+		Backends: map[string]string{"storage": hostOf(backends["storage"]), "index": backends["index"].URL, "mailbox": hostOf(backends["mailbox"])},
 	})
 	tests := []struct {
 		method, path, backend, wantPath, wantQuery string
@@ -270,7 +269,7 @@ func TestRouting(t *testing.T) {
 
 func TestForwardedHeaders(t *testing.T) {
 	be := fakeBackend(t, "index")
-	g := newGW(t, Config{IndexAddr: hostOf(be)})
+	g := newGW(t, Config{Backends: map[string]string{"index": hostOf(be)}})
 
 	a := g.get("/names/a", "X-Request-Id", "req-abc-123", "X-Forwarded-For", "6.6.6.6", "Forwarded", "for=6.6.6.6")
 	s := a.seen(t)
@@ -336,7 +335,7 @@ func closedAddr(t *testing.T) string {
 
 func TestBackendDown(t *testing.T) {
 	down := closedAddr(t)
-	g := newGW(t, Config{StorageAddr: down, IndexAddr: down})
+	g := newGW(t, Config{Backends: map[string]string{"storage": down, "index": down}})
 	for _, p := range []string{"/o/abc", "/names/a"} {
 		a := g.do(g.req("POST", p, strings.NewReader("payload")))
 		m := a.json(t)
@@ -361,7 +360,7 @@ func hangingBackend(t *testing.T) *httptest.Server {
 
 func TestBackendHangsOnHeaders(t *testing.T) {
 	hang := hangingBackend(t)
-	g := newGW(t, Config{StorageAddr: hostOf(hang), IndexAddr: hostOf(hang),
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(hang), "index": hostOf(hang)},
 		BackendTimeout: 100 * time.Millisecond, RequestTimeout: time.Hour})
 	for _, p := range []string{"/o/abc", "/names/a"} {
 		a := g.get(p)
@@ -376,7 +375,7 @@ func TestBackendHangsOnHeaders(t *testing.T) {
 
 func TestRequestDeadline(t *testing.T) {
 	hang := hangingBackend(t)
-	g := newGW(t, Config{MailboxAddr: hostOf(hang), BackendTimeout: time.Hour, RequestTimeout: 100 * time.Millisecond})
+	g := newGW(t, Config{Backends: map[string]string{"mailbox": hostOf(hang)}, BackendTimeout: time.Hour, RequestTimeout: 100 * time.Millisecond})
 	a := g.do(g.req("POST", "/mailboxes/b/receive?wait=1h", nil))
 	if m := a.json(t); a.status != 504 || m["code"] != "backend_timeout" || !strings.Contains(m["error"].(string), "deadline") {
 		t.Fatalf("long request: %d %s", a.status, a.raw)
@@ -385,7 +384,7 @@ func TestRequestDeadline(t *testing.T) {
 
 func TestBodyCaps(t *testing.T) {
 	be := fakeBackend(t, "any")
-	g := newGW(t, Config{StorageAddr: hostOf(be), IndexAddr: hostOf(be), MailboxAddr: hostOf(be),
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be), "index": hostOf(be), "mailbox": hostOf(be)},
 		MaxBodyBytes: 16, MaxObjectBytes: 64})
 	// onlyReader hides the length, so the body goes chunked and the cap
 	// trips while streaming rather than on Content-Length.
@@ -451,20 +450,28 @@ func TestConfig(t *testing.T) {
 	var c Config
 	fs := flagSet()
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000", "--io-idle-timeout", "90s"}); err != nil {
+	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--mailbox-addr", "http://127.0.0.1:9500",
+		"--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000", "--io-idle-timeout", "90s",
+		"--dht-url", "http://127.0.0.1:9200", "--overlay-url", "http://127.0.0.1:9100", "--fetch-timeout", "3s"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.StorageAddr != "127.0.0.1:9300" || c.Rate != 5 || c.Burst != DefaultBurst || c.BackendTimeout != 2*time.Second ||
+	if want := map[string]string{"storage": "127.0.0.1:9300", "mailbox": "http://127.0.0.1:9500"}; !maps.Equal(c.Backends, want) {
+		t.Fatalf("backends %v, want %v", c.Backends, want)
+	}
+	if c.DHTURL != "http://127.0.0.1:9200" || c.OverlayURL != "http://127.0.0.1:9100" || c.FetchTimeout != 3*time.Second {
+		t.Fatalf("remote flags: %+v", c)
+	}
+	if c.Rate != 5 || c.Burst != DefaultBurst || c.BackendTimeout != 2*time.Second ||
 		c.MaxObjectBytes != 1000 || c.MaxBodyBytes != DefaultMaxBodyBytes || c.RequestTimeout != DefaultRequestTimeout ||
 		c.IOIdleTimeout != 90*time.Second {
 		t.Fatalf("parsed config %+v", c)
 	}
 	for _, bad := range []Config{
-		{StorageAddr: "ftp://x:1"},
-		{IndexAddr: "http://"},
-		{MailboxAddr: "http://h:1/?q=1"},
+		{Backends: map[string]string{"storage": "ftp://x:1"}},
+		{Backends: map[string]string{"index": "http://"}},
+		{Backends: map[string]string{"mailbox": "http://h:1/?q=1"}},
 		{FetchTimeout: -time.Second},
-		{StorageAddr: "h:1", DHTURL: "h:2", OverlayURL: "http://h:3"},
+		{Backends: map[string]string{"storage": "h:1"}, DHTURL: "h:2", OverlayURL: "http://h:3"},
 		{MaxBodyBytes: -1},
 		{Rate: 5, Burst: -1},
 		{BackendTimeout: -time.Second},
@@ -483,5 +490,34 @@ func TestConfig(t *testing.T) {
 	defer s.Close()
 	if _, err := New(Config{}, nil, reg); err == nil {
 		t.Fatal("double metric registration succeeded")
+	}
+}
+
+// gateway_rate 0 is "off" (SPEC §3): the parent passes --rate 0 --burst 0,
+// which must not fall back to the defaults.
+func TestRateFlagZeroIsOff(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		off  bool
+	}{
+		{[]string{"--rate", "0", "--burst", "0"}, true},
+		{[]string{"--rate", "0"}, true},
+		{nil, false},
+		{[]string{"--rate", "5", "--burst", "1"}, false},
+	} {
+		var c Config
+		fs := flagSet()
+		c.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off := s.limiter == nil; off != tc.off {
+			t.Errorf("%v: rate limit off = %v, want %v", tc.args, off, tc.off)
+		}
+		_ = s.Close()
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/macronode/macronode/pkg/httpx"
+	"github.com/macronode/macronode/pkg/routes"
 )
 
 // dialTimeout caps connecting to a backend: they are local, so a backend
@@ -30,6 +31,7 @@ const statusClientClosed = 499
 type backend struct {
 	s         *Server
 	name      string
+	route     routes.Route
 	target    *url.URL // nil: not configured
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
@@ -40,8 +42,9 @@ type backend struct {
 	modify func(*http.Response, *reqState) error
 }
 
-func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTimeout time.Duration) (*backend, error) {
-	b := &backend{s: s, name: name, maxBody: maxBody, deadline: deadline}
+func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
+	maxBody, deadline, headerTimeout := s.cfg.limits(r.Name)
+	b := &backend{s: s, name: r.Name, route: r, maxBody: maxBody, deadline: deadline}
 	target, err := parseBackendAddr(addr)
 	if err != nil {
 		return nil, err
@@ -128,21 +131,6 @@ func containsScheme(s string) bool {
 	return false
 }
 
-// prefixes are the mux patterns of this backend's route (each also gets
-// a "/"-suffixed subtree pattern).
-func (b *backend) prefixes() []string {
-	switch b.name {
-	case "storage":
-		return []string{"/o"}
-	case "index":
-		return []string{"/names"}
-	case "mailbox":
-		return []string{"/mailboxes"}
-	default:
-		return []string{"/" + b.name}
-	}
-}
-
 // reqState travels in the outbound request's context so the error handler
 // can tell a client's body failure from a backend failure.
 type reqState struct {
@@ -177,7 +165,7 @@ func (t trackedBody) Read(p []byte) (int, error) {
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.proxy == nil {
 		httpx.Errorf(w, http.StatusServiceUnavailable, "backend_not_configured",
-			"backend %s not configured (start svc-gateway with --%s-addr)", b.name, b.name)
+			"backend %s not configured (start svc-gateway with %s)", b.name, b.route.Flag)
 		return
 	}
 	// Every route is bounded by progress, not length: the server's
@@ -220,7 +208,7 @@ func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	var re *remoteError
 	switch {
 	case httpx.IsTooLarge(bodyErr) || httpx.IsTooLarge(err):
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of /%s routes", b.maxBody, b.name)
+		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of %s routes", b.maxBody, b.route.Prefix)
 	case stalled || httpx.IsIdle(bodyErr):
 		// The client stalled its body: net/http cancels the request when
 		// the read fails, but the client is still there to hear why.

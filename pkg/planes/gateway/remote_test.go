@@ -84,7 +84,7 @@ func newCluster(t testing.TB, remote bool) *cluster {
 		sts.Close()
 		_ = st.Close()
 	})
-	cfg := Config{StorageAddr: sts.URL, FetchTimeout: 5 * time.Second, Rate: -1} // no rate limit
+	cfg := Config{Backends: map[string]string{"storage": sts.URL}, FetchTimeout: 5 * time.Second, Rate: -1} // no rate limit
 	if remote {
 		cfg.DHTURL, cfg.OverlayURL = c.dht.URL, c.ovl.URL
 	}
