@@ -117,5 +117,7 @@
 // next start-up walk.
 //
 // The Store interface (DiskStore, MemStore) is what the HTTP handler is
-// built on and what the DHT fetcher uses to keep blobs fetched from peers.
+// built on. Nothing else reaches the store: other planes use the HTTP API —
+// the gateway's fetcher spools blobs fetched from peers through PUT
+// /o/{addr}, and the DHT walks GET /o?after= to reprovide what is stored.
 package storage

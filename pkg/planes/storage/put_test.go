@@ -2,8 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -300,33 +298,5 @@ func TestStrayTempCleanupAndCountAtStart(t *testing.T) {
 	resp, got, err := p.do(t, http.MethodGet, "/o/"+addr, nil)
 	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
 		t.Fatalf("GET pre-existing object: status %d err %v", resp.StatusCode, err)
-	}
-}
-
-func TestDiskStoreDelete(t *testing.T) {
-	d, err := OpenDisk(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	data := randBytes(t, 777)
-	addr, size, dedup, err := d.Put(context.Background(), bytes.NewReader(data), 1<<20)
-	if err != nil || dedup || size != 777 {
-		t.Fatalf("Put = %v %v %v", size, dedup, err)
-	}
-	if ok, err := d.Has(addr); !ok || err != nil {
-		t.Fatalf("Has = %v %v", ok, err)
-	}
-	if err := d.Delete(addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Delete(addr); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second Delete = %v, want ErrNotFound", err)
-	}
-	if _, err := d.Stat(addr); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Stat after Delete = %v", err)
-	}
-	if o, b := d.Usage(); o != 0 || b != 0 {
-		t.Fatalf("Usage = %d %d", o, b)
 	}
 }

@@ -137,12 +137,12 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		objs, bytes := d.Usage()
 		log.Info("disk store opened", "dir", cfg.DataDir, "objects", objs, "bytes", bytes)
 	}
-	return NewWithStore(cfg, st, log, reg)
+	return newWithStore(cfg, st, log, reg)
 }
 
-// NewWithStore builds a Server over an already open store (for tests and for
-// planes that embed storage). The Server owns st: Close closes it.
-func NewWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
+// newWithStore builds a Server over an already open store, which it owns:
+// Close closes it.
+func newWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("storage config: %w", err)
@@ -170,9 +170,6 @@ func NewWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registe
 // Handler returns the plane API: POST /o, PUT /o/{addr}, GET /o (listing),
 // GET and HEAD /o/{addr}.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Store returns the underlying store (for the DHT fetcher).
-func (s *Server) Store() Store { return s.store }
 
 // Ready reports whether the plane can serve: not closed and, for the disk
 // store, the objects directory is still there.

@@ -12,8 +12,8 @@ import (
 )
 
 // Store is a content-addressed blob store. The disk store (OpenDisk) and the
-// memory store (NewMemory) implement it; the HTTP handler and, later, the DHT
-// fetcher use only this interface. Every method is safe for concurrent use.
+// memory store (NewMemory) implement it; the HTTP handler uses only this
+// interface. Every method is safe for concurrent use.
 type Store interface {
 	// Put streams r into the store while hashing it with BLAKE3 and returns
 	// the content address and size. It never holds the whole blob in a
@@ -36,12 +36,6 @@ type Store interface {
 	// are NOT verified against the address; callers that serve them must
 	// hash them (see Server). ErrNotFound when absent.
 	Open(addr [32]byte) (io.ReadSeekCloser, Version, error)
-	// Stat returns the blob's size, or ErrNotFound.
-	Stat(addr [32]byte) (int64, error)
-	// Has reports whether the blob is present.
-	Has(addr [32]byte) (bool, error)
-	// Delete removes the blob; ErrNotFound when absent.
-	Delete(addr [32]byte) error
 	// Quarantine takes the stored copy v (as returned by Open) that failed
 	// verification out of service: the disk store moves it under quarantine/
 	// for inspection, the memory store drops it. It acts only if that very
