@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/routes"
@@ -118,6 +119,9 @@ func gatewayArgs(cfg *config.Config, on map[string]bool) []string {
 		"--max-conns", strconv.Itoa(cfg.GatewayMaxConns),
 		"--rate", strconv.FormatFloat(cfg.GatewayRate, 'g', -1, 64),
 		"--burst", strconv.Itoa(cfg.GatewayBurst))
+	if len(cfg.GatewayTrustedProxies) > 0 {
+		args = append(args, "--trusted-proxies", strings.Join(cfg.GatewayTrustedProxies, ","))
+	}
 	// /metrics and /version are off the public port (SPEC §7): the gateway
 	// serves them on a loopback port picked here, which the parent scrapes
 	// (OpsAddr).

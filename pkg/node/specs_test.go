@@ -10,7 +10,7 @@ import (
 func TestSpecsArgsPerPlane(t *testing.T) {
 	cfg := load(t,
 		"RON_IO_IDLE_TIMEOUT=45s", "RON_FETCH_TIMEOUT=7s", "RON_GATEWAY_MAX_CONNS=99",
-		"RON_GATEWAY_RATE=0.5", "RON_GATEWAY_BURST=3",
+		"RON_GATEWAY_RATE=0.5", "RON_GATEWAY_BURST=3", "RON_GATEWAY_TRUSTED_PROXIES=10.0.0.0/8,192.168.0.1",
 		"RON_BOOTSTRAP=/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWLRPJAA5o6N3Xj4ZNbNJA4hvVvRqpbVNXwFP2ZuJJw4fS",
 		"RON_ANNOUNCE=/ip4/10.0.0.1/tcp/9101,/dns4/node.example/tcp/9101",
 		"RON_OVERLAY_P2P_ADDR=/ip4/127.0.0.1/tcp/7101",
@@ -33,6 +33,8 @@ func TestSpecsArgsPerPlane(t *testing.T) {
 		{"gateway", "--rate", []string{"0.5"}},
 		{"gateway", "--burst", []string{"3"}},
 		{"gateway", "--fetch-timeout", []string{"7s"}},
+		{"gateway", "--trusted-proxies", []string{"10.0.0.0/8,192.168.0.1"}},
+		{"storage", "--trusted-proxies", []string{absent}},
 		{"gateway", "--dht-url", []string{"http://127.0.0.1:9200"}},
 		{"gateway", "--overlay-url", []string{"http://127.0.0.1:9100"}},
 		{"gateway", "--storage-addr", []string{"127.0.0.1:9300"}},

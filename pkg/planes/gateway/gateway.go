@@ -41,9 +41,10 @@
 // backend that is down or unconfigured answers 503 JSON at once; one that
 // does not send response headers within --backend-timeout answers 504.
 // X-Request-Id is propagated to the backend and echoed once, and
-// X-Forwarded-For is set to the client's address (client-supplied
-// X-Forwarded-* headers are dropped: this is the edge, so they are not
-// trusted). Hop-by-hop headers and protocol upgrades are not forwarded.
+// X-Forwarded-For is set to the client's address: client-supplied
+// X-Forwarded-* headers are dropped, except that a peer listed in
+// --trusted-proxies has its X-Forwarded-For kept (its address appended) and
+// the rate limit counts the client that chain names. Hop-by-hop headers and protocol upgrades are not forwarded.
 package gateway
 
 import (
@@ -107,6 +108,10 @@ type Config struct {
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
 	IOIdleTimeout  time.Duration // every route: longest stall of a client's body or of a response write
 	MaxConns       int           // concurrent client connections; past it new ones wait in the accept backlog
+	// TrustedProxies are CIDRs or addresses of proxies in front of the
+	// gateway: from them, X-Forwarded-For names the client (for the rate
+	// limit) and is passed on to the backend with the proxy appended.
+	TrustedProxies []string
 
 	// InternalListen is the loopback address serving Ops (the runtime's
 	// /metrics and /version); "" serves them nowhere. The public listener
@@ -155,6 +160,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			"(it replaces the server's read/write timeouts)")
 	fs.StringVar(&c.InternalListen, "internal-listen", c.InternalListen,
 		"loopback host:port serving /metrics and /version for the parent's scrape (never the public --listen); empty serves them nowhere")
+	fs.Func("trusted-proxies", "CIDRs or addresses (comma-separated, repeatable) of proxies in front of the gateway whose "+
+		"X-Forwarded-For names the client: the rate limit counts that client, and the chain reaches the backend; "+
+		"from any other peer X-Forwarded-* headers are dropped",
+		func(v string) error {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
+			return nil
+		})
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns,
 		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
 }
@@ -241,6 +257,7 @@ type Server struct {
 	log      hclog.Logger
 	m        *metrics
 	limiter  *httpx.IPLimiter
+	trusted  trustedProxies
 	backends []*backend
 	storage  *backend       // the /o route
 	fetcher  *fetch.Fetcher // nil: never go remote
@@ -269,7 +286,11 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, m: m}
+	trusted, err := parseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, m: m, trusted: trusted}
 	if cfg.Rate > 0 {
 		s.limiter = httpx.NewIPLimiter(cfg.Rate, cfg.Burst)
 	}
@@ -424,7 +445,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		retry = strconv.Itoa(int(1/s.cfg.Rate) + 1)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.limiter.Allow(httpx.ClientIP(r)) {
+		if !s.limiter.Allow(s.trusted.clientIP(r)) {
 			s.m.rateLimited.Inc()
 			w.Header().Set("Retry-After", retry)
 			httpx.Error(w, http.StatusTooManyRequests, "", "rate limit exceeded for this client")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,11 +453,15 @@ func TestConfig(t *testing.T) {
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--mailbox-addr", "http://127.0.0.1:9500",
 		"--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000", "--io-idle-timeout", "90s",
-		"--dht-url", "http://127.0.0.1:9200", "--overlay-url", "http://127.0.0.1:9100", "--fetch-timeout", "3s"}); err != nil {
+		"--dht-url", "http://127.0.0.1:9200", "--overlay-url", "http://127.0.0.1:9100", "--fetch-timeout", "3s",
+		"--trusted-proxies", "10.0.0.0/8, 192.168.0.1", "--trusted-proxies", "::1"}); err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]string{"storage": "127.0.0.1:9300", "mailbox": "http://127.0.0.1:9500"}; !maps.Equal(c.Backends, want) {
 		t.Fatalf("backends %v, want %v", c.Backends, want)
+	}
+	if !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.168.0.1", "::1"}) {
+		t.Fatalf("trusted proxies %q", c.TrustedProxies)
 	}
 	if c.DHTURL != "http://127.0.0.1:9200" || c.OverlayURL != "http://127.0.0.1:9100" || c.FetchTimeout != 3*time.Second {
 		t.Fatalf("remote flags: %+v", c)

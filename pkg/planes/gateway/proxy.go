@@ -71,6 +71,10 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			if s.trusted.peerTrusted(pr.In) {
+				// SetXForwarded appends the proxy to the chain it sent.
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
 			pr.SetXForwarded()
 			// No protocol upgrades through the gateway: a hijacked
 			// connection would escape every limit above.
