@@ -17,7 +17,9 @@ import (
 // plane, in start order. The parent hands each child everything it needs as
 // flags (SPEC §3): listen address, its own data directory, log settings,
 // limits; for the gateway, the backends' addresses (routes.All) and the
-// DHT's and overlay's URLs. A developer running a
+// DHT's and overlay's URLs; for the overlay and the DHT, their libp2p listen
+// and announce addresses, the bootstrap peers and the URLs of the planes
+// they talk to. A developer running a
 // child by hand passes the same flags.
 //
 // A binary that cannot be resolved is kept as its bare name: the spawn then
@@ -96,6 +98,19 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 	case "gateway":
 		args = append(args, gatewayArgs(cfg, on)...)
 		args = append(args, idle...)
+	case "overlay":
+		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
+		args = append(args, repeat("--bootstrap", cfg.Network.Bootstrap)...)
+		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, planeURLs(cfg, on, "storage", "dht")...)
+		args = append(args,
+			"--max-frame-bytes", size(cfg.OAPMaxFrameBytes),
+			"--chunk-bytes", size(cfg.ChunkBytes))
+	case "dht":
+		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
+		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, planeURLs(cfg, on, "overlay", "storage")...)
+		args = append(args, "--reprovide-interval", cfg.DHT.ReprovideInterval.D().String())
 	}
 	return args
 }
@@ -142,6 +157,16 @@ func planeURLs(cfg *config.Config, on map[string]bool, planes ...string) []strin
 		if on[p] {
 			out = append(out, "--"+p+"-url", "http://"+cfg.Services[p].Listen)
 		}
+	}
+	return out
+}
+
+// repeat gives flag once per value: the overlay and dht children take
+// repeatable flags.
+func repeat(flag string, values []string) []string {
+	out := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		out = append(out, flag, v)
 	}
 	return out
 }

@@ -41,6 +41,19 @@ func TestSpecsArgsPerPlane(t *testing.T) {
 		{"gateway", "--index-addr", []string{"127.0.0.1:9400"}},
 		{"gateway", "--mailbox-addr", []string{"127.0.0.1:9500"}},
 		{"gateway", "--dht-addr", []string{absent}},
+		{"overlay", "--p2p-listen", []string{"/ip4/127.0.0.1/tcp/7101"}},
+		{"overlay", "--bootstrap", []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWLRPJAA5o6N3Xj4ZNbNJA4hvVvRqpbVNXwFP2ZuJJw4fS"}},
+		{"overlay", "--announce", []string{"/ip4/10.0.0.1/tcp/9101", "/dns4/node.example/tcp/9101"}},
+		{"overlay", "--storage-url", []string{"http://127.0.0.1:9300"}},
+		{"overlay", "--dht-url", []string{"http://127.0.0.1:9200"}},
+		{"overlay", "--max-frame-bytes", []string{"2097152"}},
+		{"overlay", "--chunk-bytes", []string{"65536"}},
+		{"dht", "--p2p-listen", []string{"/ip4/0.0.0.0/tcp/9201", "/ip4/0.0.0.0/udp/9201/quic-v1"}},
+		{"dht", "--announce", []string{"/ip4/10.0.0.1/tcp/9101", "/dns4/node.example/tcp/9101"}},
+		{"dht", "--overlay-url", []string{"http://127.0.0.1:9100"}},
+		{"dht", "--storage-url", []string{"http://127.0.0.1:9300"}},
+		{"dht", "--reprovide-interval", []string{"1h0m0s"}},
+		{"dht", "--bootstrap", []string{absent}},
 	}
 	for _, tc := range tests {
 		args, ok := byName[tc.plane]
