@@ -17,7 +17,7 @@ func main() {
 	os.Exit(svcrt.Main(svcrt.Plane{
 		Name:        "gateway",
 		DefaultAddr: "127.0.0.1:8090",
-		Summary:     "gateway plane: public HTTP ingress routing /o, /names, /mailboxes, /dht to the planes",
+		Summary:     "gateway plane: public HTTP ingress routing /o, /names, /mailboxes to the planes; fetches blobs missing locally from peers",
 		Flags:       cfg.RegisterFlags,
 		Listener:    func(ln net.Listener) net.Listener { return httpx.LimitListener(ln, cfg.MaxConns) },
 		PrivateOps:  true, // /metrics and /version only on --internal-listen

@@ -56,7 +56,8 @@ func TestSpecsHandChildrenTheirFlags(t *testing.T) {
 		{byName["gateway"], "--storage-addr", "127.0.0.1:19300"},
 		{byName["gateway"], "--index-addr", "127.0.0.1:9400"},
 		{byName["gateway"], "--mailbox-addr", "127.0.0.1:9500"},
-		{byName["gateway"], "--dht-addr", "127.0.0.1:9200"},
+		{byName["gateway"], "--dht-url", "http://127.0.0.1:9200"},
+		{byName["gateway"], "--overlay-url", "http://127.0.0.1:9100"},
 		{byName["index"], "--data-dir", "/srv/mn/index"},
 	}
 	for _, c := range cases {

@@ -6,15 +6,20 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/routes"
 	"github.com/macronode/macronode/pkg/supervisor"
 )
 
 // Specs translates the configuration into one supervisor.Spec per enabled
 // plane, in start order. The parent hands each child everything it needs as
 // flags (SPEC §3): listen address, its own data directory, log settings,
-// limits and, for the gateway, the backends' addresses. A developer running a
+// limits; for the gateway, the backends' addresses (routes.All) and the
+// DHT's and overlay's URLs; for the overlay and the DHT, their libp2p listen
+// and announce addresses, the bootstrap peers and the URLs of the planes
+// they talk to. A developer running a
 // child by hand passes the same flags.
 //
 // A binary that cannot be resolved is kept as its bare name: the spawn then
@@ -81,31 +86,89 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 		args = append(args, "--amnesia")
 	}
 	size := func(s config.Size) string { return strconv.FormatInt(int64(s), 10) }
+	idle := []string{"--io-idle-timeout", cfg.IOIdleTimeout.D().String()}
 	switch plane {
 	case "storage":
 		args = append(args,
 			"--max-object-bytes", size(cfg.MaxObjectBytes),
 			"--chunk-bytes", size(cfg.ChunkBytes))
+		args = append(args, idle...)
+	case "index", "mailbox":
+		args = append(args, idle...)
 	case "gateway":
-		for _, b := range []string{"storage", "index", "mailbox", "dht"} {
-			if on[b] {
-				args = append(args, "--"+b+"-addr", cfg.Services[b].Listen)
-			}
-		}
+		args = append(args, gatewayArgs(cfg, on)...)
+		args = append(args, idle...)
+	case "overlay":
+		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
+		args = append(args, repeat("--bootstrap", cfg.Network.Bootstrap)...)
+		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, planeURLs(cfg, on, "storage", "dht")...)
 		args = append(args,
-			"--max-body-bytes", size(cfg.MaxBodyBytes),
-			"--max-object-bytes", size(cfg.MaxObjectBytes))
-		// /metrics and /version are off the public port (SPEC §7): the
-		// gateway serves them on a loopback port picked here, which the
-		// parent scrapes (OpsAddr).
-		if addr, err := freeLoopbackAddr(); err == nil {
-			args = append(args, FlagInternalListen, addr)
-		}
-		if t := cfg.GatewayTLS; t.Cert != "" {
-			args = append(args, "--tls-cert", t.Cert, "--tls-key", t.Key, "--pq-mode", cfg.PQMode)
-		}
+			"--max-frame-bytes", size(cfg.OAPMaxFrameBytes),
+			"--chunk-bytes", size(cfg.ChunkBytes))
+	case "dht":
+		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
+		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, planeURLs(cfg, on, "overlay", "storage")...)
+		args = append(args, "--reprovide-interval", cfg.DHT.ReprovideInterval.D().String())
 	}
 	return args
+}
+
+// gatewayArgs are the gateway's own flags: its backends (routes.All), the
+// planes it reaches to fetch and announce blobs, and its limits.
+func gatewayArgs(cfg *config.Config, on map[string]bool) []string {
+	var args []string
+	for _, r := range routes.All {
+		if on[r.Name] {
+			args = append(args, r.Flag, cfg.Services[r.Name].Listen)
+		}
+	}
+	// The gateway reaches the DHT and the overlay directly (never routing
+	// them) to fetch blobs missing locally and announce stored ones.
+	args = append(args, planeURLs(cfg, on, "dht", "overlay")...)
+	args = append(args,
+		"--fetch-timeout", cfg.FetchTimeout.D().String(),
+		"--max-body-bytes", strconv.FormatInt(int64(cfg.MaxBodyBytes), 10),
+		"--max-object-bytes", strconv.FormatInt(int64(cfg.MaxObjectBytes), 10),
+		"--max-conns", strconv.Itoa(cfg.GatewayMaxConns),
+		"--rate", strconv.FormatFloat(cfg.GatewayRate, 'g', -1, 64),
+		"--burst", strconv.Itoa(cfg.GatewayBurst))
+	if len(cfg.GatewayTrustedProxies) > 0 {
+		args = append(args, "--trusted-proxies", strings.Join(cfg.GatewayTrustedProxies, ","))
+	}
+	// /metrics and /version are off the public port (SPEC §7): the gateway
+	// serves them on a loopback port picked here, which the parent scrapes
+	// (OpsAddr).
+	if addr, err := freeLoopbackAddr(); err == nil {
+		args = append(args, FlagInternalListen, addr)
+	}
+	if t := cfg.GatewayTLS; t.Cert != "" {
+		args = append(args, "--tls-cert", t.Cert, "--tls-key", t.Key, "--pq-mode", cfg.PQMode)
+	}
+	return args
+}
+
+// planeURLs gives --<plane>-url http://<listen> for each enabled plane of
+// planes: the loopback HTTP API one child calls on another.
+func planeURLs(cfg *config.Config, on map[string]bool, planes ...string) []string {
+	var out []string
+	for _, p := range planes {
+		if on[p] {
+			out = append(out, "--"+p+"-url", "http://"+cfg.Services[p].Listen)
+		}
+	}
+	return out
+}
+
+// repeat gives flag once per value: the overlay and dht children take
+// repeatable flags.
+func repeat(flag string, values []string) []string {
+	out := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		out = append(out, flag, v)
+	}
+	return out
 }
 
 // envList turns a service's env map into sorted KEY=VALUE pairs, so that the

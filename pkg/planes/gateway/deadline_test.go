@@ -60,7 +60,7 @@ func TestSlowSteadyUploadOutlivesServerTimeouts(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer be.Close()
-	g := newGWTimeouts(t, Config{StorageAddr: hostOf(be), IOIdleTimeout: time.Second}, shortIO, shortIO)
+	g := newGWTimeouts(t, Config{Backends: map[string]string{"storage": hostOf(be)}, IOIdleTimeout: time.Second}, shortIO, shortIO)
 
 	pr, pw := io.Pipe()
 	go func() {
@@ -102,7 +102,7 @@ func TestSlowSteadyDownloadOutlivesServerTimeouts(t *testing.T) {
 		}
 	}))
 	defer be.Close()
-	g := newGWTimeouts(t, Config{StorageAddr: hostOf(be), IOIdleTimeout: time.Second}, shortIO, shortIO)
+	g := newGWTimeouts(t, Config{Backends: map[string]string{"storage": hostOf(be)}, IOIdleTimeout: time.Second}, shortIO, shortIO)
 
 	start := time.Now()
 	res, err := g.client.Get(g.ts.URL + "/o/blob")
@@ -149,7 +149,7 @@ func TestStalledUploadIsCut(t *testing.T) {
 	}))
 	defer be.Close()
 	// No server timeouts at all: only the progress deadline can cut it.
-	g := newGWTimeouts(t, Config{StorageAddr: hostOf(be), IOIdleTimeout: stallIdle}, 0, 0)
+	g := newGWTimeouts(t, Config{Backends: map[string]string{"storage": hostOf(be)}, IOIdleTimeout: stallIdle}, 0, 0)
 
 	body := &stallingReader{first: bytes.Repeat([]byte("s"), 64<<10), release: make(chan struct{})}
 	defer close(body.release)
@@ -195,7 +195,7 @@ func TestStalledDownloadIsCut(t *testing.T) {
 		}
 	}))
 	defer be.Close()
-	g := newGWTimeouts(t, Config{StorageAddr: hostOf(be), IOIdleTimeout: stallIdle}, 0, 0)
+	g := newGWTimeouts(t, Config{Backends: map[string]string{"storage": hostOf(be)}, IOIdleTimeout: stallIdle}, 0, 0)
 
 	res, err := g.client.Get(g.ts.URL + "/o/big")
 	if err != nil {
@@ -225,7 +225,7 @@ func TestRequestIDEchoedOnce(t *testing.T) {
 		httpx.JSON(w, http.StatusOK, map[string]string{"id": httpx.RequestIDFrom(r.Context())})
 	})))
 	defer be.Close()
-	g := newGW(t, Config{StorageAddr: hostOf(be), IndexAddr: hostOf(be)})
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be), "index": hostOf(be)}})
 	for _, hdr := range [][]string{{"X-Request-Id", "abc"}, nil} {
 		for _, path := range []string{"/o/x", "/names/x"} {
 			a := g.get(path, hdr...)

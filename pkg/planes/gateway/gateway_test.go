@@ -207,14 +207,11 @@ func TestPing(t *testing.T) {
 
 func TestRouting(t *testing.T) {
 	backends := map[string]*httptest.Server{}
-	for _, n := range []string{"storage", "index", "mailbox", "dht"} {
+	for _, n := range []string{"storage", "index", "mailbox"} {
 		backends[n] = fakeBackend(t, n)
 	}
 	g := newGW(t, Config{
-		StorageAddr: hostOf(backends["storage"]),
-		IndexAddr:   backends["index"].URL, // a full URL works too
-		MailboxAddr: hostOf(backends["mailbox"]),
-		DHTAddr:     hostOf(backends["dht"]),
+		Backends: map[string]string{"storage": hostOf(backends["storage"]), "index": backends["index"].URL, "mailbox": hostOf(backends["mailbox"])},
 	})
 	tests := []struct {
 		method, path, backend, wantPath, wantQuery string
@@ -228,8 +225,6 @@ func TestRouting(t *testing.T) {
 		{"DELETE", "/names/a%2Fb", "index", "/names/a/b", ""},
 		{"POST", "/mailboxes/box1/receive?max=10&wait=1s", "mailbox", "/mailboxes/box1/receive", "max=10&wait=1s"},
 		{"GET", "/mailboxes", "mailbox", "/mailboxes", ""},
-		{"GET", "/dht/peers", "dht", "/dht/peers", ""},
-		{"POST", "/dht/providers/b3:00", "dht", "/dht/providers/b3:00", ""},
 	}
 	for _, tc := range tests {
 		var body io.Reader
@@ -255,17 +250,25 @@ func TestRouting(t *testing.T) {
 	if s := g.get("/names/a%2Fb").seen(t); s.RawPath != "/names/a%2Fb" {
 		t.Errorf("escaped path not preserved: raw %q", s.RawPath)
 	}
-	for _, p := range []string{"/", "/nope", "/objects/x", "/oo", "/namesx", "/ingress"} {
+	// The overlay and DHT APIs are internal: never routed.
+	for _, p := range []string{"/", "/nope", "/objects/x", "/oo", "/namesx", "/ingress", "/dht/peers", "/overlay/info"} {
 		a := g.get(p)
 		if a.status != 404 || a.json(t)["code"] != "not_found" {
 			t.Errorf("GET %s: %d %s, want 404 JSON", p, a.status, a.raw)
+		}
+	}
+	// So are storage's listing and its verified PUT.
+	for _, mp := range [][2]string{{"GET", "/o"}, {"GET", "/o?after=&limit=10"}, {"HEAD", "/o"}, {"PUT", "/o/b3:" + strings.Repeat("ab", 32)}} {
+		a := g.do(g.req(mp[0], mp[1], nil))
+		if a.status != 405 || a.header.Get("X-Backend") != "" || a.header.Get("Allow") == "" {
+			t.Errorf("%s %s: %d backend %q, want 405 from the gateway", mp[0], mp[1], a.status, a.header.Get("X-Backend"))
 		}
 	}
 }
 
 func TestForwardedHeaders(t *testing.T) {
 	be := fakeBackend(t, "index")
-	g := newGW(t, Config{IndexAddr: hostOf(be)})
+	g := newGW(t, Config{Backends: map[string]string{"index": hostOf(be)}})
 
 	a := g.get("/names/a", "X-Request-Id", "req-abc-123", "X-Forwarded-For", "6.6.6.6", "Forwarded", "for=6.6.6.6")
 	s := a.seen(t)
@@ -307,7 +310,7 @@ func TestForwardedHeaders(t *testing.T) {
 
 func TestBackendNotConfigured(t *testing.T) {
 	g := newGW(t, Config{})
-	for _, p := range []string{"/o", "/o/x", "/names/a", "/mailboxes/b/messages", "/dht/peers"} {
+	for _, p := range []string{"/o/x", "/names/a", "/mailboxes/b/messages"} {
 		a := g.get(p)
 		if m := a.json(t); a.status != 503 || m["code"] != "backend_not_configured" || !strings.Contains(m["error"].(string), "not configured") {
 			t.Errorf("GET %s: %d %s", p, a.status, a.raw)
@@ -331,7 +334,7 @@ func closedAddr(t *testing.T) string {
 
 func TestBackendDown(t *testing.T) {
 	down := closedAddr(t)
-	g := newGW(t, Config{StorageAddr: down, IndexAddr: down})
+	g := newGW(t, Config{Backends: map[string]string{"storage": down, "index": down}})
 	for _, p := range []string{"/o/abc", "/names/a"} {
 		a := g.do(g.req("POST", p, strings.NewReader("payload")))
 		m := a.json(t)
@@ -356,7 +359,7 @@ func hangingBackend(t *testing.T) *httptest.Server {
 
 func TestBackendHangsOnHeaders(t *testing.T) {
 	hang := hangingBackend(t)
-	g := newGW(t, Config{StorageAddr: hostOf(hang), IndexAddr: hostOf(hang),
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(hang), "index": hostOf(hang)},
 		BackendTimeout: 100 * time.Millisecond, RequestTimeout: time.Hour})
 	for _, p := range []string{"/o/abc", "/names/a"} {
 		a := g.get(p)
@@ -371,7 +374,7 @@ func TestBackendHangsOnHeaders(t *testing.T) {
 
 func TestRequestDeadline(t *testing.T) {
 	hang := hangingBackend(t)
-	g := newGW(t, Config{MailboxAddr: hostOf(hang), BackendTimeout: time.Hour, RequestTimeout: 100 * time.Millisecond})
+	g := newGW(t, Config{Backends: map[string]string{"mailbox": hostOf(hang)}, BackendTimeout: time.Hour, RequestTimeout: 100 * time.Millisecond})
 	a := g.do(g.req("POST", "/mailboxes/b/receive?wait=1h", nil))
 	if m := a.json(t); a.status != 504 || m["code"] != "backend_timeout" || !strings.Contains(m["error"].(string), "deadline") {
 		t.Fatalf("long request: %d %s", a.status, a.raw)
@@ -380,7 +383,7 @@ func TestRequestDeadline(t *testing.T) {
 
 func TestBodyCaps(t *testing.T) {
 	be := fakeBackend(t, "any")
-	g := newGW(t, Config{StorageAddr: hostOf(be), IndexAddr: hostOf(be), MailboxAddr: hostOf(be),
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be), "index": hostOf(be), "mailbox": hostOf(be)},
 		MaxBodyBytes: 16, MaxObjectBytes: 64})
 	// onlyReader hides the length, so the body goes chunked and the cap
 	// trips while streaming rather than on Content-Length.
@@ -439,42 +442,5 @@ func TestRateLimit(t *testing.T) {
 	}
 	if got := g.answered(429); got != 1 {
 		t.Fatalf("%d answers 429, want 1", got)
-	}
-}
-
-func TestConfig(t *testing.T) {
-	var c Config
-	fs := flagSet()
-	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--storage-addr", "127.0.0.1:9300", "--rate", "5", "--backend-timeout", "2s", "--max-object-bytes", "1000", "--io-idle-timeout", "90s"}); err != nil {
-		t.Fatal(err)
-	}
-	if c.StorageAddr != "127.0.0.1:9300" || c.Rate != 5 || c.Burst != DefaultBurst || c.BackendTimeout != 2*time.Second ||
-		c.MaxObjectBytes != 1000 || c.MaxBodyBytes != DefaultMaxBodyBytes || c.RequestTimeout != DefaultRequestTimeout ||
-		c.IOIdleTimeout != 90*time.Second {
-		t.Fatalf("parsed config %+v", c)
-	}
-	for _, bad := range []Config{
-		{StorageAddr: "ftp://x:1"},
-		{IndexAddr: "http://"},
-		{DHTAddr: "http://h:1/?q=1"},
-		{MaxBodyBytes: -1},
-		{Rate: 5, Burst: -1},
-		{BackendTimeout: -time.Second},
-		{IOIdleTimeout: -time.Second},
-	} {
-		if s, err := New(bad, nil, nil); err == nil {
-			_ = s.Close()
-			t.Errorf("New(%+v) succeeded", bad)
-		}
-	}
-	reg := prometheus.NewRegistry()
-	s, err := New(Config{}, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := New(Config{}, nil, reg); err == nil {
-		t.Fatal("double metric registration succeeded")
 	}
 }

@@ -28,7 +28,7 @@ func TestStalledBodyGets408(t *testing.T) {
 		{"POST", "/o"},
 		{"POST", "/mailboxes/b/messages"},
 	}
-	g := newGWTimeouts(t, Config{StorageAddr: hostOf(be), IndexAddr: hostOf(be), MailboxAddr: hostOf(be),
+	g := newGWTimeouts(t, Config{Backends: map[string]string{"storage": hostOf(be), "index": hostOf(be), "mailbox": hostOf(be)},
 		IOIdleTimeout: stallIdle}, time.Minute, time.Minute)
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/routes"
 )
 
 type metrics struct {
@@ -22,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests refused with 429 by the per-client-IP rate limit.",
 		}),
 	}
-	for _, b := range []string{"storage", "index", "mailbox", "dht"} {
+	for _, b := range routes.Names() {
 		m.backendErrors.WithLabelValues(b)
 	}
 	for _, c := range []prometheus.Collector{m.backendErrors, m.rateLimited} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/macronode/macronode/pkg/httpx"
+	"github.com/macronode/macronode/pkg/routes"
 )
 
 // dialTimeout caps connecting to a backend: they are local, so a backend
@@ -30,15 +31,20 @@ const statusClientClosed = 499
 type backend struct {
 	s         *Server
 	name      string
+	route     routes.Route
 	target    *url.URL // nil: not configured
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	// modify, when set, adjusts the backend's response before it is
+	// copied to the client; an error is answered by proxyError.
+	modify func(*http.Response, *reqState) error
 }
 
-func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTimeout time.Duration) (*backend, error) {
-	b := &backend{s: s, name: name, maxBody: maxBody, deadline: deadline}
+func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
+	maxBody, deadline, headerTimeout := s.cfg.limits(r.Name)
+	b := &backend{s: s, name: r.Name, route: r, maxBody: maxBody, deadline: deadline}
 	target, err := parseBackendAddr(addr)
 	if err != nil {
 		return nil, err
@@ -65,6 +71,10 @@ func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTim
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			if s.trusted.peerTrusted(pr.In) {
+				// SetXForwarded appends the proxy to the chain it sent.
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
 			pr.SetXForwarded()
 			// No protocol upgrades through the gateway: a hijacked
 			// connection would escape every limit above.
@@ -74,8 +84,12 @@ func newBackend(s *Server, name, addr string, maxBody int64, deadline, headerTim
 		// The gateway's RequestID middleware already set the id the
 		// backend echoes: copying the echo would send it twice.
 		ModifyResponse: func(res *http.Response) error {
+			var err error
+			if st, ok := res.Request.Context().Value(stateKey{}).(*reqState); ok && b.modify != nil {
+				err = b.modify(res, st)
+			}
 			res.Header.Del(httpx.HeaderRequestID)
-			return nil
+			return err
 		},
 		Transport:     b.transport,
 		FlushInterval: -1, // stream: flush every write through at once
@@ -121,25 +135,13 @@ func containsScheme(s string) bool {
 	return false
 }
 
-// prefixes are the mux patterns of this backend's route (each also gets
-// a "/"-suffixed subtree pattern).
-func (b *backend) prefixes() []string {
-	switch b.name {
-	case "storage":
-		return []string{"/o"}
-	case "index":
-		return []string{"/names"}
-	case "mailbox":
-		return []string{"/mailboxes"}
-	default:
-		return []string{"/" + b.name}
-	}
-}
-
 // reqState travels in the outbound request's context so the error handler
 // can tell a client's body failure from a backend failure.
 type reqState struct {
 	progress *httpx.Progress
+	pattern  string // the gateway mux pattern that matched
+	addr     string // its {addr} wildcard, if any
+	local    bool   // the client wants local bytes only (noRemote)
 	mu       sync.Mutex
 	bodyErr  error
 }
@@ -167,7 +169,7 @@ func (t trackedBody) Read(p []byte) (int, error) {
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.proxy == nil {
 		httpx.Errorf(w, http.StatusServiceUnavailable, "backend_not_configured",
-			"backend %s not configured (start svc-gateway with --%s-addr)", b.name, b.name)
+			"backend %s not configured (start svc-gateway with %s)", b.name, b.route.Flag)
 		return
 	}
 	// Every route is bounded by progress, not length: the server's
@@ -175,7 +177,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// on each response write.
 	p := httpx.NewProgress(w, b.s.cfg.IOIdleTimeout)
 	defer p.Finish(r)
-	st := &reqState{progress: p}
+	st := &reqState{progress: p, pattern: r.Pattern, addr: r.PathValue("addr"), local: noRemote(r)}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if b.deadline > 0 {
 		var cancel context.CancelFunc
@@ -207,9 +209,10 @@ func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	ctxErr := r.Context().Err()
 	var ne net.Error
+	var re *remoteError
 	switch {
 	case httpx.IsTooLarge(bodyErr) || httpx.IsTooLarge(err):
-		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of /%s routes", b.maxBody, b.name)
+		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "", "request body exceeds the %d-byte limit of %s routes", b.maxBody, b.route.Prefix)
 	case stalled || httpx.IsIdle(bodyErr):
 		// The client stalled its body: net/http cancels the request when
 		// the read fails, but the client is still there to hear why.
@@ -223,6 +226,11 @@ func (b *backend) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		// the metric and the access log.
 		log.Debug("client closed the request", "error", err)
 		w.WriteHeader(statusClientClosed)
+	case errors.As(err, &re):
+		if re.status >= 500 {
+			log.Warn("remote fetch failed", "status", re.status, "error", err)
+		}
+		httpx.Error(w, re.status, re.code, err.Error())
 	case bodyErr != nil:
 		log.Debug("client request body failed", "error", bodyErr)
 		httpx.Errorf(w, http.StatusBadRequest, "bad_body", "reading the request body failed: %v", bodyErr)

@@ -44,7 +44,7 @@ func TestStreamingUpload(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer be.Close()
-	g := newGW(t, Config{StorageAddr: hostOf(be)})
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be)}})
 
 	data := make([]byte, total)
 	rng := rand.NewChaCha8([32]byte{1})
@@ -103,7 +103,7 @@ func TestStreamingDownload(t *testing.T) {
 		_, _ = w.Write(data[first:])
 	}))
 	defer be.Close()
-	g := newGW(t, Config{StorageAddr: hostOf(be), BackendTimeout: 200 * time.Millisecond})
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be)}, BackendTimeout: 200 * time.Millisecond})
 
 	res, err := g.client.Get(g.ts.URL + "/o/blob")
 	if err != nil {
@@ -142,7 +142,7 @@ func TestClientGoneIsNotABackendError(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer be.Close()
-	g := newGW(t, Config{StorageAddr: hostOf(be)})
+	g := newGW(t, Config{Backends: map[string]string{"storage": hostOf(be)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -173,7 +173,7 @@ func BenchmarkProxy1MiB(b *testing.B) {
 		_, _ = w.Write(payload)
 	}))
 	defer be.Close()
-	g := newGW(b, Config{StorageAddr: hostOf(be), Rate: -1})
+	g := newGW(b, Config{Backends: map[string]string{"storage": hostOf(be)}, Rate: -1})
 	url := g.ts.URL + "/o/blob"
 	b.Run("download", func(b *testing.B) {
 		b.SetBytes(size)

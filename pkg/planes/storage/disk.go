@@ -37,8 +37,7 @@ type tempFile interface {
 //
 // tmp/ lives on the same file system as objects/, so the final rename is
 // atomic. New blobs enter objects/ only by a no-replace rename, so a name
-// there changes its file only when remove (Delete, Quarantine) takes it
-// away; remove holds mu, which makes its "is this still the copy that
+// there changes its file only when Quarantine takes it away; it holds mu, which makes its "is this still the copy that
 // failed?" check and its rename one step. Nothing else takes a lock: the
 // counters are atomic and the file system arbitrates concurrent writers.
 // The LOCK file keeps a second process off the same directory.
@@ -51,7 +50,7 @@ type DiskStore struct {
 	closed  atomic.Bool
 	lock    *os.File // holds the flock on dir/LOCK; nil where flock is unsupported
 
-	mu sync.Mutex // serialises remove (stat + rename/unlink of a stored blob)
+	mu sync.Mutex // serialises remove (stat + rename of a stored blob to quarantine/)
 
 	// Hooks, swapped by tests to simulate a full disk or count fsyncs.
 	createTemp func(dir, pattern string) (tempFile, error)
@@ -209,50 +208,20 @@ func (d *DiskStore) Open(addr [32]byte) (io.ReadSeekCloser, Version, error) {
 	return f, Version{Size: fi.Size(), file: fi}, nil
 }
 
-// Stat implements Store.
-func (d *DiskStore) Stat(addr [32]byte) (int64, error) {
-	if d.closed.Load() {
-		return 0, ErrClosed
-	}
-	fi, err := os.Stat(d.path(addr))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("stat %s: %w", address.Format(addr), ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", address.Format(addr), err)
-	}
-	return fi.Size(), nil
-}
-
-// Has implements Store.
-func (d *DiskStore) Has(addr [32]byte) (bool, error) {
-	_, err := d.Stat(addr)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// Delete implements Store: unlink, then fsync the shard directory.
-func (d *DiskStore) Delete(addr [32]byte) error {
-	return d.remove(addr, "", "delete", nil)
-}
-
 // Quarantine implements Store: the stored file is renamed to
 // quarantine/<hex>.<unix nanos> (kept for inspection, never served again),
 // but only if it is still the file v was read from (os.SameFile).
 func (d *DiskStore) Quarantine(addr [32]byte, v Version) error {
 	h := hex.EncodeToString(addr[:])
 	dst := filepath.Join(d.quarDir, h+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	return d.remove(addr, dst, "quarantine", &v)
+	return d.remove(addr, dst, v)
 }
 
-// remove unlinks the blob (dst == "") or moves it to dst, keeping the
-// counters right even when two callers race for the same blob. With want
-// set, it acts only when the stored file is that copy. mu makes the check
-// and the rename one step: no other code path takes a file away from its
-// name, and renames into objects/ never replace.
-func (d *DiskStore) remove(addr [32]byte, dst, op string, want *Version) error {
+// remove moves the blob to dst, keeping the counters right even when two
+// callers race for the same blob, and only when the stored file is the copy
+// want. mu makes the check and the rename one step: no other code path takes
+// a file away from its name, and renames into objects/ never replace.
+func (d *DiskStore) remove(addr [32]byte, dst string, want Version) error {
 	if d.closed.Load() {
 		return ErrClosed
 	}
@@ -261,34 +230,28 @@ func (d *DiskStore) remove(addr [32]byte, dst, op string, want *Version) error {
 	p := d.path(addr)
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
+		return fmt.Errorf("quarantine %s: %w", address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, address.Format(addr), err)
+		return fmt.Errorf("quarantine %s: %w", address.Format(addr), err)
 	}
-	if want != nil && !want.sameCopy(Version{Size: fi.Size(), file: fi}) {
-		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, address.Format(addr), ErrNotFound)
+	if !want.sameCopy(Version{Size: fi.Size(), file: fi}) {
+		return fmt.Errorf("quarantine %s: the copy that was read has been replaced since: %w", address.Format(addr), ErrNotFound)
 	}
-	if dst == "" {
-		err = os.Remove(p)
-	} else {
-		err = os.Rename(p, dst)
-	}
+	err = os.Rename(p, dst)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
+		return fmt.Errorf("quarantine %s: %w", address.Format(addr), ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, address.Format(addr), err)
+		return fmt.Errorf("quarantine %s: %w", address.Format(addr), err)
 	}
 	d.objects.Add(-1)
 	d.bytes.Add(-fi.Size())
 	if err := d.syncDir(filepath.Dir(p)); err != nil {
-		return fmt.Errorf("%s %s: fsync shard dir: %w", op, address.Format(addr), err)
+		return fmt.Errorf("quarantine %s: fsync shard dir: %w", address.Format(addr), err)
 	}
-	if dst != "" {
-		if err := d.syncDir(d.quarDir); err != nil {
-			return fmt.Errorf("%s %s: fsync quarantine dir: %w", op, address.Format(addr), err)
-		}
+	if err := d.syncDir(d.quarDir); err != nil {
+		return fmt.Errorf("quarantine %s: fsync quarantine dir: %w", address.Format(addr), err)
 	}
 	return nil
 }

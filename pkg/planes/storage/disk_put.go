@@ -31,6 +31,19 @@ const maxCommitAttempts = 3
 // wins the no-replace rename makes this one check the winner's copy as
 // above.
 func (d *DiskStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error) {
+	return d.put(ctx, r, max, nil)
+}
+
+// PutAt implements Store: Put, refusing (before anything is renamed into
+// objects/) a body that does not hash to want.
+func (d *DiskStore) PutAt(ctx context.Context, want [32]byte, r io.Reader, max int64) (size int64, dedup bool, err error) {
+	_, size, dedup, err = d.put(ctx, r, max, &want)
+	return size, dedup, err
+}
+
+// put is Put and PutAt; with want set, a body hashing elsewhere fails with
+// ErrMismatch and its temp file is removed.
+func (d *DiskStore) put(ctx context.Context, r io.Reader, max int64, want *[32]byte) (addr [32]byte, size int64, dedup bool, err error) {
 	if d.closed.Load() {
 		return addr, 0, false, ErrClosed
 	}
@@ -78,6 +91,9 @@ func (d *DiskStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]b
 		}
 	}
 	copy(addr[:], h.Sum(nil))
+	if want != nil && addr != *want {
+		return addr, 0, false, fmt.Errorf("put %s: %w (got b3:%x)", address.Format(*want), ErrMismatch, addr)
+	}
 	final := d.path(addr)
 
 	for attempt := 1; ; attempt++ {

@@ -8,6 +8,16 @@
 //	                   200 {"address":"b3:…","size":n}  already stored (dedup hit,
 //	                                                     counted in dedup_hits_total)
 //	                   413 larger than --max-object-bytes, 507 storage full
+//	PUT  /o/{addr}     body = blob whose address the caller knows; kept only
+//	                   if it hashes to {addr}: the answers of POST /o, plus
+//	                   422 "hash_mismatch" (nothing kept), 400 bad address
+//	GET  /o?after=&limit=
+//	                   200 {"addresses":["b3:…",…],"next":"b3:…"|""}: up to
+//	                   limit (default 1000, at most 10000) stored addresses
+//	                   greater than after, ascending; next is the last one
+//	                   when more follow ("" on the last page); 400
+//	                   "bad_after" / "bad_limit". Internal: not routed by
+//	                   the gateway
 //	GET  /o/{addr}     200 the blob (206 with Range), 304 on If-None-Match,
 //	                   400 bad address (code "bad_address"), 404 unknown,
 //	                   416 unsatisfiable or malformed range,
@@ -23,9 +33,11 @@
 //
 // # Uploads
 //
-// POST /o streams the body: it is hashed while written to a temp file in
-// DataDir/tmp (same file system as the objects), then fsynced, closed, and
-// renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex[2:4]>/<hex>;
+// POST /o and PUT /o/{addr} stream the body the same way: it is hashed
+// while written to a temp file in DataDir/tmp (same file system as the
+// objects). A PUT body that hashes to another address than {addr} is
+// refused there (422) and its temp file removed. Otherwise it is fsynced,
+// closed, and renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex[2:4]>/<hex>;
 // the shard directory (and any shard directory just created, via its parent)
 // is fsynced before the client hears 201. A second upload of the same
 // content is recognised after hashing: the stored copy is read back and
@@ -105,5 +117,7 @@
 // next start-up walk.
 //
 // The Store interface (DiskStore, MemStore) is what the HTTP handler is
-// built on and what the DHT fetcher uses to keep blobs fetched from peers.
+// built on. Nothing else reaches the store: other planes use the HTTP API —
+// the gateway's fetcher spools blobs fetched from peers through PUT
+// /o/{addr}, and the DHT walks GET /o?after= to reprovide what is stored.
 package storage

@@ -29,6 +29,25 @@ type putResponse struct {
 // full, 408 when the client's body stalls, 400 when it breaks off; in every
 // error case nothing is left behind.
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
+	s.upload(w, r, nil)
+}
+
+// handlePutAt serves PUT /o/{addr}: POST /o for a body whose address the
+// caller already knows (the gateway spooling a blob fetched from a peer).
+// The answers are POST's, plus 422 "hash_mismatch" when the body does not
+// hash to {addr}: then nothing is kept.
+func (s *Server) handlePutAt(w http.ResponseWriter, r *http.Request) {
+	want, err := address.Parse(r.PathValue("addr"))
+	if err != nil {
+		httpx.Error(w, http.StatusBadRequest, "bad_address", err.Error())
+		return
+	}
+	s.upload(w, r, &want)
+}
+
+// upload streams one upload into the store; want, when set, is the address
+// the body must hash to.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, want *[32]byte) {
 	max := s.cfg.MaxObjectBytes
 	prog := httpx.NewProgress(w, s.cfg.IOIdleTimeout)
 	defer prog.Finish(r)
@@ -38,7 +57,18 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.m.putFail.WithLabelValues("too_large").Inc()
 		return
 	}
-	addr, size, dedup, err := s.store.Put(r.Context(), r.Body, max)
+	var (
+		addr  [32]byte
+		size  int64
+		dedup bool
+		err   error
+	)
+	if want != nil {
+		addr = *want
+		size, dedup, err = s.store.PutAt(r.Context(), addr, r.Body, max)
+	} else {
+		addr, size, dedup, err = s.store.Put(r.Context(), r.Body, max)
+	}
 	if err != nil {
 		s.putError(w, r, err)
 		return
@@ -58,6 +88,9 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 // putError maps a Store.Put error to its status and JSON error.
 func (s *Server) putError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
+	case errors.Is(err, ErrMismatch):
+		s.m.putFail.WithLabelValues("mismatch").Inc()
+		httpx.Errorf(w, http.StatusUnprocessableEntity, "hash_mismatch", "%v", err)
 	case httpx.IsTooLarge(err) || errors.Is(err, ErrTooLarge):
 		s.m.putFail.WithLabelValues("too_large").Inc()
 		httpx.Errorf(w, http.StatusRequestEntityTooLarge, "too_large", "object exceeds the limit of %d bytes", s.cfg.MaxObjectBytes)

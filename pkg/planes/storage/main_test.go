@@ -81,14 +81,26 @@ type errBody struct {
 
 func (p *plane) put(t testing.TB, data []byte) putResult {
 	t.Helper()
-	resp, err := http.Post(p.ts.URL+"/o", "application/octet-stream", bytes.NewReader(data))
+	return p.upload(t, http.MethodPost, "/o", bytes.NewReader(data))
+}
+
+// upload sends body with method to path and decodes the answer: the put
+// result on a 2xx, else the JSON error.
+func (p *plane) upload(t testing.TB, method, path string, body io.Reader) putResult {
+	t.Helper()
+	req, err := http.NewRequest(method, p.ts.URL+path, body)
 	if err != nil {
-		t.Fatalf("POST /o: %v", err)
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("read POST response: %v", err)
+		t.Fatalf("read %s response: %v", method, err)
 	}
 	res := putResult{status: resp.StatusCode}
 	if resp.StatusCode < 300 {

@@ -68,6 +68,18 @@ func NewMemory(maxBytes int64) *MemStore {
 
 // Put implements Store.
 func (m *MemStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error) {
+	return m.put(ctx, r, max, nil)
+}
+
+// PutAt implements Store.
+func (m *MemStore) PutAt(ctx context.Context, want [32]byte, r io.Reader, max int64) (size int64, dedup bool, err error) {
+	_, size, dedup, err = m.put(ctx, r, max, &want)
+	return size, dedup, err
+}
+
+// put is Put and PutAt; with want set, a body hashing elsewhere fails with
+// ErrMismatch and its bytes are released.
+func (m *MemStore) put(ctx context.Context, r io.Reader, max int64, want *[32]byte) (addr [32]byte, size int64, dedup bool, err error) {
 	if m.closed.Load() {
 		return addr, 0, false, ErrClosed
 	}
@@ -106,6 +118,9 @@ func (m *MemStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]by
 		}
 	}
 	copy(addr[:], h.Sum(nil))
+	if want != nil && addr != *want {
+		return addr, size, false, fmt.Errorf("put %s: %w (got b3:%x)", address.Format(*want), ErrMismatch, addr)
+	}
 	if k := len(slabs) - 1; k >= 0 && cap(slabs[k]) > len(slabs[k]) {
 		slabs[k] = append([]byte(nil), slabs[k]...)
 	}
@@ -160,46 +175,17 @@ func (m *MemStore) Open(addr [32]byte) (io.ReadSeekCloser, Version, error) {
 	return memReader{io.NewSectionReader(o, 0, o.size)}, Version{Size: o.size, obj: o}, nil
 }
 
-// Stat implements Store.
-func (m *MemStore) Stat(addr [32]byte) (int64, error) {
-	o, err := m.get(addr)
-	if err != nil {
-		return 0, err
-	}
-	return o.size, nil
-}
-
-// Has implements Store.
-func (m *MemStore) Has(addr [32]byte) (bool, error) {
-	if m.closed.Load() {
-		return false, ErrClosed
-	}
-	m.mu.RLock()
-	_, ok := m.objs[addr]
-	m.mu.RUnlock()
-	return ok, nil
-}
-
-// Delete implements Store. Readers already open keep their bytes alive until
-// they finish.
-func (m *MemStore) Delete(addr [32]byte) error { return m.drop(addr, "delete", nil) }
-
 // Quarantine implements Store: a memory blob has no place to be kept for
 // inspection, so it is dropped — if it is still the object v was read from.
 func (m *MemStore) Quarantine(addr [32]byte, v Version) error {
-	return m.drop(addr, "quarantine", &v)
-}
-
-// drop removes the blob; with want set, only if it is that object.
-func (m *MemStore) drop(addr [32]byte, op string, want *Version) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
 	m.mu.Lock()
 	o, ok := m.objs[addr]
-	if ok && want != nil && want.obj != o {
+	if ok && v.obj != o {
 		m.mu.Unlock()
-		return fmt.Errorf("%s %s: the copy that was read has been replaced since: %w", op, address.Format(addr), ErrNotFound)
+		return fmt.Errorf("quarantine %s: the copy that was read has been replaced since: %w", address.Format(addr), ErrNotFound)
 	}
 	if ok {
 		delete(m.objs, addr)
@@ -208,7 +194,7 @@ func (m *MemStore) drop(addr [32]byte, op string, want *Version) error {
 	}
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%s %s: %w", op, address.Format(addr), ErrNotFound)
+		return fmt.Errorf("quarantine %s: %w", address.Format(addr), ErrNotFound)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -237,30 +235,37 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
+// An upload (POST /o, or PUT /o/{addr}) whose body breaks off mid-way
+// keeps nothing.
 func TestClientDisconnectRemovesTemp(t *testing.T) {
-	p := newPlane(t, Config{})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = fmt.Fprintf(conn, "POST /o HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 10<<20)
-	if err == nil {
-		_, err = conn.Write(randBytes(t, 1<<20))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the upload has reached the temp file, then hang up.
-	eventually(t, 5*time.Second, "temp file", func() bool { return len(files(t, filepath.Join(p.dir, "tmp"))) == 1 })
-	conn.Close()
-	eventually(t, 5*time.Second, "failed put counted", func() bool {
-		return metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "client") == 1
-	})
-	if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
-		t.Fatalf("temp files left: %v", got)
-	}
-	if got := files(t, filepath.Join(p.dir, "objects")); len(got) != 0 {
-		t.Fatalf("objects: %v", got)
+	data := randBytes(t, 1<<20)
+	for _, target := range []string{"POST /o", "PUT /o/" + address.Format(blake3.Sum256(data))} {
+		t.Run(target, func(t *testing.T) {
+			p := newPlane(t, Config{})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(p.ts.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", target, 10<<20)
+			if err == nil {
+				_, err = conn.Write(data)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Wait until the upload has reached the temp file, then hang up.
+			eventually(t, 5*time.Second, "temp file", func() bool { return len(files(t, filepath.Join(p.dir, "tmp"))) == 1 })
+			conn.Close()
+			eventually(t, 5*time.Second, "failed put counted", func() bool {
+				return metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "client") == 1
+			})
+			if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
+				t.Fatalf("temp files left: %v", got)
+			}
+			if got := files(t, filepath.Join(p.dir, "objects")); len(got) != 0 {
+				t.Fatalf("objects: %v", got)
+			}
+		})
 	}
 }
 
@@ -293,33 +298,5 @@ func TestStrayTempCleanupAndCountAtStart(t *testing.T) {
 	resp, got, err := p.do(t, http.MethodGet, "/o/"+addr, nil)
 	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
 		t.Fatalf("GET pre-existing object: status %d err %v", resp.StatusCode, err)
-	}
-}
-
-func TestDiskStoreDelete(t *testing.T) {
-	d, err := OpenDisk(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	data := randBytes(t, 777)
-	addr, size, dedup, err := d.Put(context.Background(), bytes.NewReader(data), 1<<20)
-	if err != nil || dedup || size != 777 {
-		t.Fatalf("Put = %v %v %v", size, dedup, err)
-	}
-	if ok, err := d.Has(addr); !ok || err != nil {
-		t.Fatalf("Has = %v %v", ok, err)
-	}
-	if err := d.Delete(addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Delete(addr); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second Delete = %v, want ErrNotFound", err)
-	}
-	if _, err := d.Stat(addr); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Stat after Delete = %v", err)
-	}
-	if o, b := d.Usage(); o != 0 || b != 0 {
-		t.Fatalf("Usage = %d %d", o, b)
 	}
 }

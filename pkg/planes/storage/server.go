@@ -137,12 +137,12 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		objs, bytes := d.Usage()
 		log.Info("disk store opened", "dir", cfg.DataDir, "objects", objs, "bytes", bytes)
 	}
-	return NewWithStore(cfg, st, log, reg)
+	return newWithStore(cfg, st, log, reg)
 }
 
-// NewWithStore builds a Server over an already open store (for tests and for
-// planes that embed storage). The Server owns st: Close closes it.
-func NewWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
+// newWithStore builds a Server over an already open store, which it owns:
+// Close closes it.
+func newWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("storage config: %w", err)
@@ -160,16 +160,16 @@ func NewWithStore(cfg Config, st Store, log hclog.Logger, reg prometheus.Registe
 	s.chunks.New = func() any { b := make([]byte, chunk); return &b }
 	mux := httpx.NewMux()
 	mux.HandleFunc("POST /o", s.handlePut)
+	mux.HandleFunc("PUT /o/{addr}", s.handlePutAt)
+	mux.HandleFunc("GET /o", s.handleList)
 	mux.HandleFunc("GET /o/{addr}", s.handleGet) // GET patterns also match HEAD
 	s.handler = mux
 	return s, nil
 }
 
-// Handler returns the plane API: POST /o, GET and HEAD /o/{addr}.
+// Handler returns the plane API: POST /o, PUT /o/{addr}, GET /o (listing),
+// GET and HEAD /o/{addr}.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Store returns the underlying store (for the DHT fetcher).
-func (s *Server) Store() Store { return s.store }
 
 // Ready reports whether the plane can serve: not closed and, for the disk
 // store, the objects directory is still there.
@@ -206,9 +206,9 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "macronode", Subsystem: "storage", Name: name, Help: help})
 	}
 	m := &metrics{
-		puts:       c("puts_total", "Blobs accepted by POST /o (new and deduplicated)."),
+		puts:       c("puts_total", "Blobs accepted by POST /o and PUT /o/{addr} (new and deduplicated)."),
 		gets:       c("gets_total", "GET and HEAD requests answered for a stored blob."),
-		dedup:      c("dedup_hits_total", "POST /o uploads whose content was already stored (answered 200)."),
+		dedup:      c("dedup_hits_total", "Uploads whose content was already stored (answered 200)."),
 		verifyFail: c("verify_failures_total", "Blobs whose bytes did not match their BLAKE3 address and were quarantined."),
 		verifyCacheHits: c("verify_cache_hits_total",
 			"GETs (range, or full up to 8 MiB) served from a copy verified recently and unchanged since, without hashing it again."),
@@ -216,7 +216,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 		getBytes: c("get_bytes_total", "Blob bytes written to GET responses."),
 		putFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "macronode", Subsystem: "storage", Name: "put_failures_total",
-			Help: "POST /o uploads that failed, by reason (too_large, storage_full, client, internal).",
+			Help: "POST /o and PUT /o/{addr} uploads that failed, by reason (too_large, mismatch, storage_full, client, internal).",
 		}, []string{"reason"}),
 	}
 	objects := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -12,8 +12,8 @@ import (
 )
 
 // Store is a content-addressed blob store. The disk store (OpenDisk) and the
-// memory store (NewMemory) implement it; the HTTP handler and, later, the DHT
-// fetcher use only this interface. Every method is safe for concurrent use.
+// memory store (NewMemory) implement it; the HTTP handler uses only this
+// interface. Every method is safe for concurrent use.
 type Store interface {
 	// Put streams r into the store while hashing it with BLAKE3 and returns
 	// the content address and size. It never holds the whole blob in a
@@ -23,17 +23,19 @@ type Store interface {
 	// running out of space fails with ErrFull; an error from r is wrapped in
 	// ErrRead. On any error nothing is left behind.
 	Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error)
+	// PutAt is Put for a caller that knows the address: the body is
+	// streamed and hashed the same way, and kept only if it hashes to want;
+	// otherwise it fails with ErrMismatch and nothing is left behind.
+	PutAt(ctx context.Context, want [32]byte, r io.Reader, max int64) (size int64, dedup bool, err error)
+	// List returns up to limit stored addresses greater than after (from
+	// the first one when after is nil), in ascending order. It never holds
+	// more than limit addresses plus one shard directory listing.
+	List(after *[32]byte, limit int) ([][32]byte, error)
 	// Open returns a reader positioned at the start of the blob and the
 	// Version of the stored copy it reads (its size and identity). The bytes
 	// are NOT verified against the address; callers that serve them must
 	// hash them (see Server). ErrNotFound when absent.
 	Open(addr [32]byte) (io.ReadSeekCloser, Version, error)
-	// Stat returns the blob's size, or ErrNotFound.
-	Stat(addr [32]byte) (int64, error)
-	// Has reports whether the blob is present.
-	Has(addr [32]byte) (bool, error)
-	// Delete removes the blob; ErrNotFound when absent.
-	Delete(addr [32]byte) error
 	// Quarantine takes the stored copy v (as returned by Open) that failed
 	// verification out of service: the disk store moves it under quarantine/
 	// for inspection, the memory store drops it. It acts only if that very
@@ -93,6 +95,8 @@ var (
 	ErrFull     = errors.New("storage full")
 	ErrRead     = errors.New("read request body")
 	ErrClosed   = errors.New("store closed")
+	// ErrMismatch: a PutAt body does not hash to the address it was sent for.
+	ErrMismatch = errors.New("body does not hash to the address")
 	// ErrInUse: another process (or another DiskStore) holds the data dir.
 	ErrInUse = errors.New("data dir in use")
 )

@@ -85,8 +85,8 @@ func TestStoreConformance(t *testing.T) {
 			if err := st.Quarantine(addr, v); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("stale Quarantine = %v, want ErrNotFound", err)
 			}
-			if ok, err := st.Has(addr); !ok || err != nil {
-				t.Fatalf("stale Quarantine removed the fresh copy: Has = %v %v", ok, err)
+			if _, _, err := st.Open(addr); err != nil {
+				t.Fatalf("stale Quarantine removed the fresh copy: Open = %v", err)
 			}
 			rc, v2, err := st.Open(addr)
 			if err != nil {
@@ -95,9 +95,6 @@ func TestStoreConformance(t *testing.T) {
 			rc.Close()
 			if err := st.Quarantine(addr, v2); err != nil {
 				t.Fatal(err)
-			}
-			if ok, err := st.Has(addr); ok || err != nil {
-				t.Fatalf("Has after Quarantine = %v %v", ok, err)
 			}
 			if _, _, err := st.Open(addr); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Open after Quarantine = %v", err)

@@ -219,13 +219,20 @@ func (f *Fetcher) fetch(addr string) (string, error) {
 // errMismatch marks a provider whose bytes local storage refused.
 var errMismatch = errors.New("bytes do not hash to the address (refused by storage)")
 
+// minFirstByte is the least time a provider gets for its first byte, even
+// when earlier providers used up the fetch timeout: a liar whose long
+// transfer was refused must not leave the next provider no chance at all.
+const minFirstByte = time.Second
+
 // fetchFrom streams addr from one peer through the overlay into local
 // storage. The first byte must come within what is left of the fetch
-// timeout; after that only a stall (IOIdle without progress) cuts it.
+// timeout (at least min(minFirstByte, Timeout)); after that only a stall
+// (IOIdle without progress) cuts it.
 func (f *Fetcher) fetchFrom(addr, id string, start time.Time) (int64, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	first := time.AfterFunc(max(f.cfg.Timeout-time.Since(start), 0), cancel)
+	wait := max(f.cfg.Timeout-time.Since(start), min(minFirstByte, f.cfg.Timeout))
+	first := time.AfterFunc(wait, cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.blobURL(addr, id), nil)
 	if err != nil {
 		first.Stop()

@@ -38,7 +38,8 @@ type planes struct {
 	stored                map[string][]byte
 	announced             []string
 	overlayGets           atomic.Int32
-	release               chan struct{} // when set, overlay GETs wait on it
+	release               chan struct{}            // when set, overlay GETs wait on it
+	hold                  map[string]chan struct{} // peer -> its body waits on this after the headers
 	dht, overlay, storage *httptest.Server
 }
 
@@ -75,6 +76,11 @@ func newPlanes(t *testing.T) *planes {
 			return
 		}
 		w.Header().Set("Content-Length", itoa(len(b)))
+		if hold := p.hold[from]; hold != nil && r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-hold
+		}
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(b)
 		}
@@ -299,5 +305,28 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		if _, err := New(Config{DHT: u, Overlay: "http://a", Storage: "http://b"}, nil, nil); err == nil {
 			t.Errorf("New with dht url %q succeeded", u)
 		}
+	}
+}
+
+// A liar whose slow transfer used up the whole fetch timeout before storage
+// refused it still leaves the next provider its chance.
+func TestNextProviderAfterASlowLiar(t *testing.T) {
+	p := newPlanes(t)
+	blob := []byte("worth the wait")
+	addr := addrOf(blob)
+	p.serve("liar", addr, []byte("wrong bytes, slowly"))
+	p.serve("B", addr, blob)
+	const timeout = 300 * time.Millisecond
+	hold := make(chan struct{})
+	p.hold = map[string]chan struct{}{"liar": hold}
+	slow := time.AfterFunc(timeout+200*time.Millisecond, func() { close(hold) }) // the liar's body is late
+	defer slow.Stop()
+	f, err := New(Config{DHT: p.dht.URL, Overlay: p.overlay.URL, Storage: p.storage.URL, Timeout: timeout}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if id, err := f.Ensure(context.Background(), addr); err != nil || id != "B" {
+		t.Fatalf("Ensure = %q, %v; want the honest provider B", id, err)
 	}
 }
