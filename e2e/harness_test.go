@@ -313,7 +313,7 @@ func (n *node) cleanup() {
 	} else if st := n.cmd.ProcessState; st != nil && !st.Exited() {
 		graceful = false // killed by a signal: sockets may legitimately remain
 	}
-	assertNoLeftovers(t, binDir)
+	assertNoLeftoversOfNode(t, binDir, n.pid(), n.dataDir)
 	if graceful {
 		if socks := socketsIn(n.runDir); len(socks) > 0 {
 			t.Errorf("cleanup: sockets left in run dir after a clean exit: %v", socks)

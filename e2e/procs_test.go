@@ -92,9 +92,39 @@ func killProcs(ps []proc) {
 // after leftoverTimeout, and kills those so later tests start clean.
 func assertNoLeftovers(t testing.TB, dir string) {
 	t.Helper()
+	assertNoLeftoversOf(t, dir, func(proc) bool { return true })
+}
+
+// assertNoLeftoversOfNode is assertNoLeftovers for one node or standalone
+// child of a test that runs several: only pid itself and processes whose
+// arguments name a path under dataDir (a node's children get --data-dir
+// <dataDir>/<plane>) are its own.
+func assertNoLeftoversOfNode(t testing.TB, dir string, pid int, dataDir string) {
+	t.Helper()
+	prefix := filepath.Clean(dataDir) + string(filepath.Separator)
+	assertNoLeftoversOf(t, dir, func(p proc) bool {
+		if p.pid == pid {
+			return true
+		}
+		for _, a := range p.argv {
+			if a == filepath.Clean(dataDir) || strings.HasPrefix(a, prefix) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func assertNoLeftoversOf(t testing.TB, dir string, mine func(proc) bool) {
+	t.Helper()
 	deadline := time.Now().Add(leftoverTimeout)
 	for {
-		left := liveOnly(leftoverProcs(dir))
+		var left []proc
+		for _, p := range liveOnly(leftoverProcs(dir)) {
+			if mine(p) {
+				left = append(left, p)
+			}
+		}
 		if len(left) == 0 {
 			return
 		}

@@ -14,6 +14,7 @@ type standalone struct {
 	name    string
 	cmd     *exec.Cmd
 	base    string // http://ADDR
+	addr    string // ADDR
 	out     syncBuffer
 	done    chan struct{}
 	waitErr error
@@ -24,9 +25,15 @@ type standalone struct {
 // left and checks that no process of ours remains.
 func startStandalone(t *testing.T, name string) *standalone {
 	t.Helper()
-	addr := freeAddr(t)
-	s := &standalone{name: name, base: "http://" + addr, done: make(chan struct{})}
-	s.cmd = exec.Command(bin(name), "--listen", addr, "--data-dir", t.TempDir())
+	return startStandaloneOn(t, name, freeAddr(t))
+}
+
+// startStandaloneOn is startStandalone listening on addr, with extra flags.
+func startStandaloneOn(t *testing.T, name, addr string, args ...string) *standalone {
+	t.Helper()
+	dataDir := t.TempDir()
+	s := &standalone{name: name, base: "http://" + addr, addr: addr, done: make(chan struct{})}
+	s.cmd = exec.Command(bin(name), append([]string{"--listen", addr, "--data-dir", dataDir}, args...)...)
 	s.cmd.Env = baseEnv()
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -45,7 +52,7 @@ func startStandalone(t *testing.T, name string) *standalone {
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, tail(s.out.String(), 200))
 		}
-		assertNoLeftovers(t, binDir)
+		assertNoLeftoversOfNode(t, binDir, s.cmd.Process.Pid, dataDir)
 	})
 	eventually(t, readyTimeout, func() (bool, string) {
 		select {
