@@ -19,7 +19,7 @@ STATICCHECK_VERSION ?= v0.8.2
 STATICCHECK := $(CURDIR)/.tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME  ?= 10s
 
-.PHONY: help build run test unit e2e lint vet fmt staticcheck bench fuzz tidy clean
+.PHONY: help build run cluster test unit e2e lint vet fmt staticcheck bench fuzz tidy clean
 
 help: ## list the targets (coloured only on a terminal)
 	@if [ -t 1 ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -31,6 +31,10 @@ build: ## build all seven binaries into bin/ with version, git sha and build tim
 
 run: build ## build, then start a node on the embedded defaults (admin on 127.0.0.1:8080)
 	$(BIN)/macronode run
+
+N ?= 3
+cluster: build ## start N nodes on loopback (N=3); nodes 2..N bootstrap from node 1; Ctrl-C stops them
+	N=$(N) ./scripts/cluster.sh
 
 test: vet ## go vet, then unit + e2e tests with the race detector
 	$(GO) test $(TESTFLAGS) ./...
