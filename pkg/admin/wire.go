@@ -94,6 +94,10 @@ type ExitRecord struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Reason        string    `json:"reason,omitempty"` // why the supervisor killed it, if it did
 	LastLines     []string  `json:"last_lines"`       // the last log lines before death
+
+	// CrashBlock is the panic / fatal error / SIGQUIT header and the first
+	// goroutine's stack the child printed, kept apart from the log ring.
+	CrashBlock []string `json:"crash_block,omitempty"`
 	// Restart is what the supervisor decided after this exit ("immediate",
 	// "backoff", "failed", "none"), RestartDelaySeconds the delay before
 	// the next start.
@@ -116,6 +120,7 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 			Time: e.Time, PID: e.PID, Code: e.Code, Signal: e.Signal, Description: e.Description,
 			UptimeSeconds: e.UptimeSeconds, Reason: e.Reason, LastLines: e.LastLines,
 			Restart: e.Restart, RestartDelaySeconds: e.RestartDelaySeconds,
+			CrashBlock: e.CrashBlock,
 		}
 	}
 	return ServiceStatus{

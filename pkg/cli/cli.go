@@ -150,6 +150,7 @@ func newApp(env Env) *ucli.App {
 			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
 			actionCommand(env, "start", "start a stopped service"),
 			logsCommand(env),
+			crashesCommand(env),
 			idCommand(env),
 			peersCommand(env),
 			keygenCommand(env),

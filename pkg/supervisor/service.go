@@ -143,6 +143,7 @@ func (v *service) status() Status {
 	st.Exits = slices.Clone(st.Exits)
 	for i := range st.Exits {
 		st.Exits[i].LastLines = slices.Clone(st.Exits[i].LastLines)
+		st.Exits[i].CrashBlock = slices.Clone(st.Exits[i].CrashBlock)
 	}
 	return st
 }
