@@ -82,6 +82,10 @@ type ServiceStatus struct {
 	NextRestart   time.Time    `json:"next_restart,omitzero"` // when in backoff or failed
 	BackoffDelay  float64      `json:"backoff_seconds,omitempty"`
 	Exits         []ExitRecord `json:"exits"` // the last few, newest last
+
+	// StopDeadline, while the service is stopping, is when its child gets
+	// SIGKILL: the drain's progress and the time it has left.
+	StopDeadline time.Time `json:"stop_deadline,omitzero"`
 }
 
 // ExitRecord is one death of a service's child, for crash forensics.
@@ -127,6 +131,7 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 		State: string(st.State), PID: st.PID, Restarts: st.Restarts, UptimeSeconds: st.UptimeSeconds,
 		Ready: st.Ready, Critical: st.Critical, Listen: st.Listen, LastExit: st.LastExit, LastError: st.LastError,
 		NextRestart: st.NextRestart, BackoffDelay: st.BackoffDelay, Exits: exits,
+		StopDeadline: st.StopDeadline,
 	}
 }
 

@@ -74,6 +74,7 @@ type service struct {
 	cmdMu   sync.Mutex
 	cmds    []command
 	probeCh chan struct{} // closed by the loop when it takes the queued cmdProbe
+	stopBy  time.Time     // the final stop's SIGKILL deadline (drain.go)
 
 	mu        sync.Mutex
 	st        Status

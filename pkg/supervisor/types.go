@@ -85,6 +85,7 @@ type Status struct {
 	LastExit      string
 	LastError     string
 	NextRestart   time.Time // when in backoff or failed
+	StopDeadline  time.Time // when stopping: the SIGKILL is due then
 	BackoffDelay  float64
 	Exits         []Exit // the last 5, newest last
 }
