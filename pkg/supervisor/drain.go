@@ -32,7 +32,8 @@ func tierShare(remaining time.Duration, tiersLeft int) time.Duration {
 
 // stopTiers groups the services into stop tiers. A service's level is 0
 // without dependencies, else one more than its deepest dependency's; the
-// highest level stops first. Within a tier, services keep start order.
+// highest level stops first. Within a tier, services are in reverse start
+// order, so the ingress gate (the gateway, started last) is told first.
 func stopTiers(services []*service) [][]*service {
 	level := make(map[*service]int, len(services))
 	top := 0
@@ -48,7 +49,8 @@ func stopTiers(services []*service) [][]*service {
 		return nil
 	}
 	tiers := make([][]*service, top+1)
-	for _, v := range services {
+	for j := len(services) - 1; j >= 0; j-- {
+		v := services[j]
 		i := top - level[v]
 		tiers[i] = append(tiers[i], v)
 	}
@@ -82,9 +84,15 @@ func (s *Supervisor) drain() {
 		names := make([]string, len(tier))
 		for j, v := range tier {
 			names[j] = v.spec.Name
-			v.shutdown(deadline)
 		}
 		s.log.Info("stopping tier", "services", names, "share", share.Round(time.Millisecond).String(), "tiers_left", len(tiers)-i)
+		for _, v := range tier {
+			// Logged here, in tier order, before any member is told.
+			v.log.Info("final stop requested", "deadline", deadline)
+		}
+		for _, v := range tier {
+			v.shutdown(deadline)
+		}
 		bound := time.NewTimer(share + killGrace)
 	wait:
 		for _, v := range tier {

@@ -56,11 +56,15 @@ func TestStopTiers(t *testing.T) {
 	mk := func(name string, deps ...*service) *service {
 		return &service{spec: Spec{Name: name}, deps: deps}
 	}
-	// The node's planes, in start order.
+	// The node's planes with their default depends_on, in start order,
+	// and a chain of three.
 	storage, index, mailbox, overlay := mk("storage"), mk("index"), mk("mailbox"), mk("overlay")
 	dht := mk("dht", overlay)
-	gateway := mk("gateway", storage, index, mailbox, dht)
-	tiers := stopTiers([]*service{storage, index, mailbox, overlay, dht, gateway})
+	gateway := mk("gateway", storage, index, mailbox)
+	a := mk("a")
+	b := mk("b", a)
+	c := mk("c", b)
+	tiers := stopTiers([]*service{storage, index, mailbox, overlay, dht, gateway, a, b, c})
 	var got [][]string
 	for _, tier := range tiers {
 		var names []string
@@ -69,7 +73,7 @@ func TestStopTiers(t *testing.T) {
 		}
 		got = append(got, names)
 	}
-	want := [][]string{{"gateway"}, {"dht"}, {"storage", "index", "mailbox", "overlay"}}
+	want := [][]string{{"c"}, {"b", "gateway", "dht"}, {"a", "overlay", "mailbox", "index", "storage"}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("tiers %v, want %v", got, want)
 	}
