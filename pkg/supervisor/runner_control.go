@@ -169,7 +169,8 @@ func (r *runner) event(ev event) {
 			stopTimer(&r.startT)
 			stopTimer(&r.beatT)
 			r.killT = time.NewTimer(v.spec.ShutdownTimeout)
-			v.update(func(st *Status) { st.State, st.Ready = StateStopping, false })
+			deadline := time.Now().Add(v.spec.ShutdownTimeout)
+			v.update(func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
 		}
 	case evClosed:
 		if r.leaving() {
