@@ -82,6 +82,10 @@ type ServiceStatus struct {
 	NextRestart   time.Time    `json:"next_restart,omitzero"` // when in backoff or failed
 	BackoffDelay  float64      `json:"backoff_seconds,omitempty"`
 	Exits         []ExitRecord `json:"exits"` // the last few, newest last
+
+	// StopDeadline, while the service is stopping, is when its child gets
+	// SIGKILL: the drain's progress and the time it has left.
+	StopDeadline time.Time `json:"stop_deadline,omitzero"`
 }
 
 // ExitRecord is one death of a service's child, for crash forensics.
@@ -94,6 +98,10 @@ type ExitRecord struct {
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	Reason        string    `json:"reason,omitempty"` // why the supervisor killed it, if it did
 	LastLines     []string  `json:"last_lines"`       // the last log lines before death
+
+	// CrashBlock is the panic / fatal error / SIGQUIT header and the first
+	// goroutine's stack the child printed, kept apart from the log ring.
+	CrashBlock []string `json:"crash_block,omitempty"`
 	// Restart is what the supervisor decided after this exit ("immediate",
 	// "backoff", "failed", "none"), RestartDelaySeconds the delay before
 	// the next start.
@@ -116,12 +124,14 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 			Time: e.Time, PID: e.PID, Code: e.Code, Signal: e.Signal, Description: e.Description,
 			UptimeSeconds: e.UptimeSeconds, Reason: e.Reason, LastLines: e.LastLines,
 			Restart: e.Restart, RestartDelaySeconds: e.RestartDelaySeconds,
+			CrashBlock: e.CrashBlock,
 		}
 	}
 	return ServiceStatus{
 		State: string(st.State), PID: st.PID, Restarts: st.Restarts, UptimeSeconds: st.UptimeSeconds,
 		Ready: st.Ready, Critical: st.Critical, Listen: st.Listen, LastExit: st.LastExit, LastError: st.LastError,
 		NextRestart: st.NextRestart, BackoffDelay: st.BackoffDelay, Exits: exits,
+		StopDeadline: st.StopDeadline,
 	}
 }
 

@@ -150,6 +150,7 @@ func newApp(env Env) *ucli.App {
 			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
 			actionCommand(env, "start", "start a stopped service"),
 			logsCommand(env),
+			crashesCommand(env),
 			idCommand(env),
 			peersCommand(env),
 			keygenCommand(env),
@@ -290,7 +291,7 @@ func runFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "log-level", Usage: "`LEVEL`: trace, debug, info, warn, error (any case); env RON_LOG"},
 		&ucli.StringFlag{Name: "log-format", Usage: "`FORMAT`: auto (json unless a terminal), json, text; env RON_LOG_FORMAT"},
 		&ucli.StringFlag{Name: "data-dir", Usage: "`DIR` holding each plane's data (DIR/<plane>); env RON_DATA_DIR"},
-		&ucli.StringFlag{Name: "graceful-timeout", Usage: "grace `DURATION` per child between SIGTERM and SIGKILL, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
+		&ucli.StringFlag{Name: "graceful-timeout", Usage: "the children's whole stop budget `DURATION`, shared out by dependency tier, e.g. 15s; env RON_GRACEFUL_TIMEOUT"},
 		&ucli.BoolFlag{Name: "amnesia", Usage: "keep everything in RAM, write nothing to disk; env RON_AMNESIA"},
 		&ucli.StringSliceFlag{Name: "bootstrap", Usage: "peer `MULTIADDR` ending in /p2p/<node id> to join (repeat, or comma-separate); env RON_BOOTSTRAP"},
 	}

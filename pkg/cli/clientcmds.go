@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -78,23 +77,7 @@ func statusCommand(env Env) *ucli.Command {
 }
 
 func printStatus(env Env, cfg *config.Config, doc *admin.StatusResponse) error {
-	var names []string
-	listed := map[string]bool{}
-	for _, n := range cfg.Enabled() {
-		if _, ok := doc.Services[n]; ok {
-			names = append(names, n)
-			listed[n] = true
-		}
-	}
-	var rest []string
-	for n := range doc.Services {
-		if !listed[n] {
-			rest = append(rest, n)
-		}
-	}
-	sort.Strings(rest)
-	names = append(names, rest...)
-
+	names := serviceOrder(cfg, doc)
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tREADY\tLAST EXIT")
 	for _, n := range names {

@@ -9,7 +9,8 @@
 // child is spawned), then the supervisor starts the children in dependency
 // order. Shutdown order is explicit too: readiness turns 503, systemd hears
 // STOPPING=1, the supervisor stops the children in reverse dependency order
-// and reaps them all, and the admin plane closes last.
+// within shutdown_timeout and reaps them all (systemd hears the progress),
+// and the admin plane closes last.
 package node
 
 import (
@@ -134,6 +135,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:   log.Named("supervisor"),
 		Specs:    specs,
 		OnChange: n.changed,
+		// shutdown_timeout is the whole drain's budget (SPEC §6).
+		StopBudget: cfg.ShutdownTimeout.D(),
 	})
 	if err != nil {
 		return err
@@ -201,20 +204,27 @@ func Run(ctx context.Context, opts Options) error {
 		supErr <- err
 	}
 
-	// Ordered drain: not ready first, then the children, then the admin plane.
-	log.Info("shutting down", "grace_per_child", cfg.ShutdownTimeout.D().String())
+	// Ordered drain: not ready first, then the children (within the stop
+	// budget, reported to systemd: drain.go), then the admin plane, whose
+	// close is outside the budget.
+	log.Info("shutting down", "stop_budget", cfg.ShutdownTimeout.D().String())
 	n.draining.Store(true)
 	srv.SetDraining()
 	n.notify(sdnotify.Stopping + "\n" + sdnotify.Status("stopping services"))
 	stop()
+	drainOver := make(chan struct{})
+	reported := n.drainReporter(cfg.ShutdownTimeout.D(), drainOver)
 	select {
 	case err := <-supErr:
 		if err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("supervisor: %w", err))
 		}
 	case <-forced:
+		close(drainOver)
 		return ErrForced
 	}
+	close(drainOver)
+	<-reported
 	<-sigDone
 	<-notifyDone
 

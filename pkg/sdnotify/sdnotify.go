@@ -26,6 +26,13 @@ const (
 // Status formats a STATUS= line.
 func Status(s string) string { return "STATUS=" + s }
 
+// ExtendTimeout formats an EXTEND_TIMEOUT_USEC= line: the service manager
+// waits d more (from now) before its start, runtime or stop timeout fires,
+// if that is later than the unit's own timeout.
+func ExtendTimeout(d time.Duration) string {
+	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
+}
+
 // Notify sends state to the service manager. It returns false, nil when
 // $NOTIFY_SOCKET is unset (not run by systemd, or Type=simple). Socket names
 // starting with '@' are Linux abstract sockets.

@@ -125,3 +125,18 @@ func TestWatchdogIntervalEnv(t *testing.T) {
 		t.Fatal("WatchdogInterval for another pid: want false")
 	}
 }
+
+func TestExtendTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{3 * time.Second, "EXTEND_TIMEOUT_USEC=3000000"},
+		{1500 * time.Microsecond, "EXTEND_TIMEOUT_USEC=1500"},
+		{0, "EXTEND_TIMEOUT_USEC=0"},
+	} {
+		if got := ExtendTimeout(tc.d); got != tc.want {
+			t.Errorf("ExtendTimeout(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -86,6 +86,8 @@ func fakeChild(mode string) int {
 		return rawHello()
 	case "parent":
 		return fakeParent()
+	case "panic-after-lines", "dump-then-flood":
+		return crashChild(mode)
 	}
 	record("start")
 	if keys := os.Getenv("MN_FAKE_PRINTENV"); keys != "" {

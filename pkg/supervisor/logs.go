@@ -162,10 +162,11 @@ func firstString(m map[string]any, keys ...string) (string, bool) {
 }
 
 // readLines reads r line by line until EOF or a read error, never stopping
-// for a slow consumer: each line goes to sink.put, which does not block.
+// for a slow consumer: each line goes to crash (if not nil), which keeps a
+// crash block apart from the ring, then to sink.put, which does not block.
 // Lines longer than maxLineBytes are cut (at a rune boundary) and marked; the
 // rest of such a line is discarded.
-func readLines(r io.Reader, stream string, sink *logSink) {
+func readLines(r io.Reader, stream string, sink *logSink, crash *crashDetector) {
 	br := bufio.NewReaderSize(r, maxLineBytes)
 	emit := func(b []byte, cut bool) {
 		b = bytes.TrimSuffix(b, []byte{'\n'})
@@ -173,6 +174,9 @@ func readLines(r io.Reader, stream string, sink *logSink) {
 		text := string(b)
 		if cut {
 			text = string(trimToRune(b)) + truncatedMark
+		}
+		if crash != nil {
+			crash.feed(text)
 		}
 		sink.put(LogLine{Time: time.Now(), Stream: stream, Text: text})
 	}

@@ -44,6 +44,10 @@ type proc struct {
 	// Set by the owner before done is closed; read after <-done.
 	state   *os.ProcessState
 	waitErr error
+	oom     oomWatch // the memory cgroup's OOM-kill count at spawn (oom.go)
+
+	// Crash blocks of stdout and stderr, fed by the pipe readers (crash.go).
+	crashOut, crashErr crashDetector
 
 	mu      sync.Mutex
 	gone    bool // the process exited: its pid must no longer be signalled
@@ -135,13 +139,14 @@ func (p *proc) run(cmd *exec.Cmd, readEnds, writeEnds [2]*os.File, sink *logSink
 	}
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
+	p.oom = watchOOM(procRoot, cgroupRoot, p.pid)
 	close(p.pidKnown)
 	started <- nil
 
 	var readers sync.WaitGroup
 	readers.Add(2)
-	go func() { defer readers.Done(); readLines(readEnds[0], "stdout", sink) }()
-	go func() { defer readers.Done(); readLines(readEnds[1], "stderr", sink) }()
+	go func() { defer readers.Done(); readLines(readEnds[0], "stdout", sink, &p.crashOut) }()
+	go func() { defer readers.Done(); readLines(readEnds[1], "stderr", sink, &p.crashErr) }()
 
 	// Learn of the exit without reaping (WNOWAIT): the zombie keeps the pid
 	// and the process group id reserved, so the group can be swept safely.
@@ -331,6 +336,7 @@ func (p *proc) exitRecord(lines []LogLine) Exit {
 		UptimeSeconds: exitAt.Sub(p.started).Seconds(),
 		Reason:        reason,
 		LastLines:     make([]string, 0, len(lines)),
+		CrashBlock:    crashBlockOf(&p.crashErr, &p.crashOut),
 	}
 	for _, l := range lines {
 		e.LastLines = append(e.LastLines, l.Text)
@@ -342,6 +348,11 @@ func (p *proc) exitRecord(lines []LogLine) Exit {
 		if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			e.Code = 128 + int(ws.Signal())
 			e.Signal = ws.Signal().String()
+			// A SIGKILL the supervisor did not send may be the OOM killer's.
+			if ws.Signal() == syscall.SIGKILL && reason == "" && p.oom.killedByOOM() {
+				e.OOMKilled = true
+				e.Description += " (out of memory: killed by the kernel's OOM killer)"
+			}
 		}
 	case p.waitErr != nil:
 		e.Description = p.waitErr.Error()

@@ -194,7 +194,7 @@ func TestReadLines(t *testing.T) {
 	in := "one\r\ntwo\n" + long + "\nthree\n" + strings.Repeat("x", 3*maxLineBytes) + "\nfour"
 	sink := &logSink{ring: newRing(10), queue: make(chan LogLine, 10),
 		stdout: nopCounter(), stderr: nopCounter(), dropped: nopCounter()}
-	readLines(strings.NewReader(in), "stdout", sink)
+	readLines(strings.NewReader(in), "stdout", sink, nil)
 	var got []string
 	for _, l := range sink.ring.last(0) {
 		got = append(got, l.Text)

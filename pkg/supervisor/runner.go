@@ -251,6 +251,7 @@ func (r *runner) onDone() {
 	v.mu.Lock()
 	v.cur = nil
 	v.st.PID, v.st.Ready = 0, false
+	v.st.StopDeadline = time.Time{}
 	v.st.LastExit = exit.Description
 	v.st.Exits = append(v.st.Exits, exit)
 	if n := len(v.st.Exits); n > 5 {

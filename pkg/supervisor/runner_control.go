@@ -17,12 +17,12 @@ func (r *runner) command(c command) {
 	case cmdShutdown:
 		r.final, r.want, r.waitDeps, r.respawn = true, false, false, 0
 		stopTimer(&r.retryT)
-		r.beginStop("shutdown")
+		r.beginStop("shutdown", v.takeStopBy())
 	case cmdStop:
 		r.want, r.waitDeps, r.respawn = false, false, 0
 		v.setOpStopped(true) // dependents waiting for it start now
 		if r.p != nil {
-			r.beginStop("stop requested")
+			r.beginStop("stop requested", time.Time{})
 			return
 		}
 		stopTimer(&r.retryT)
@@ -49,7 +49,7 @@ func (r *runner) command(c command) {
 		r.tr.reset()
 		if r.p != nil {
 			r.respawn = spawnManual
-			r.beginStop("restart requested")
+			r.beginStop("restart requested", time.Time{})
 			return
 		}
 		r.spawn(spawnManual)
@@ -57,8 +57,9 @@ func (r *runner) command(c command) {
 }
 
 // beginStop asks the child to exit: shutdown over the control channel and
-// SIGTERM to its group, SIGKILL after ShutdownTimeout.
-func (r *runner) beginStop(reason string) {
+// SIGTERM to its group, SIGKILL at deadline (zero: after ShutdownTimeout).
+// The status shows the deadline while the child drains.
+func (r *runner) beginStop(reason string, deadline time.Time) {
 	p, v := r.p, r.v
 	if p == nil || r.termSent {
 		return
@@ -66,12 +67,14 @@ func (r *runner) beginStop(reason string) {
 	r.stopping, r.termSent = true, true
 	stopTimer(&r.startT)
 	stopTimer(&r.beatT)
-	v.update(func(st *Status) { st.State, st.Ready = StateStopping, false })
+	if deadline.IsZero() {
+		deadline = time.Now().Add(v.spec.ShutdownTimeout)
+	}
+	v.update(func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
 	if r.killed {
 		return // already SIGKILLed; its exit is imminent
 	}
 	p.setReason(reason)
-	deadline := time.Now().Add(v.spec.ShutdownTimeout)
 	v.log.Info("stopping child", "pid", p.pid, "reason", reason, "deadline", deadline)
 	if err := p.send(control.Shutdown(deadline)); err != nil {
 		v.log.Debug("control: shutdown not delivered", "pid", p.pid, "error", err)
@@ -80,7 +83,7 @@ func (r *runner) beginStop(reason string) {
 		v.log.Warn("SIGTERM failed", "pid", p.pid, "error", err)
 	}
 	stopTimer(&r.killT)
-	r.killT = time.NewTimer(v.spec.ShutdownTimeout)
+	r.killT = time.NewTimer(time.Until(deadline))
 }
 
 // escalate kills the group of a child that outlived its shutdown timeout.
@@ -88,7 +91,7 @@ func (r *runner) escalate() {
 	if r.p == nil {
 		return
 	}
-	r.v.log.Warn("child ignored shutdown; killing its process group", "pid", r.p.pid, "timeout", r.v.spec.ShutdownTimeout.String())
+	r.v.log.Warn("child did not stop by its deadline; killing its process group", "pid", r.p.pid)
 	r.p.setReason("shutdown timeout")
 	r.v.update(func(st *Status) { st.LastError = "shutdown timeout" })
 	r.killed = true
@@ -166,7 +169,8 @@ func (r *runner) event(ev event) {
 			stopTimer(&r.startT)
 			stopTimer(&r.beatT)
 			r.killT = time.NewTimer(v.spec.ShutdownTimeout)
-			v.update(func(st *Status) { st.State, st.Ready = StateStopping, false })
+			deadline := time.Now().Add(v.spec.ShutdownTimeout)
+			v.update(func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
 		}
 	case evClosed:
 		if r.leaving() {

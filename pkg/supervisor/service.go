@@ -74,6 +74,7 @@ type service struct {
 	cmdMu   sync.Mutex
 	cmds    []command
 	probeCh chan struct{} // closed by the loop when it takes the queued cmdProbe
+	stopBy  time.Time     // the final stop's SIGKILL deadline (drain.go)
 
 	mu        sync.Mutex
 	st        Status
@@ -143,6 +144,7 @@ func (v *service) status() Status {
 	st.Exits = slices.Clone(st.Exits)
 	for i := range st.Exits {
 		st.Exits[i].LastLines = slices.Clone(st.Exits[i].LastLines)
+		st.Exits[i].CrashBlock = slices.Clone(st.Exits[i].CrashBlock)
 	}
 	return st
 }

@@ -46,6 +46,10 @@ type Options struct {
 	LogLines int          // ring buffer lines per service; default 1000
 	Specs    []Spec       // start order derived from DependsOn (ties in slice order)
 	OnChange func()       // called without locks after state changes; may be nil
+
+	// StopBudget is the whole final drain's budget (shutdown_timeout),
+	// shared out tier by tier (drain.go); zero: the largest ShutdownTimeout.
+	StopBudget time.Duration
 }
 
 // Supervisor runs and watches a set of child processes.
@@ -246,9 +250,10 @@ func startOrder(specs []Spec) ([]int, error) {
 // Run starts the children in dependency order (before its first start each
 // waits until its dependencies are running and ready, failed, stopped by the
 // operator, or past their StartTimeout; see deps.go) and supervises them.
-// When ctx is done it stops them in reverse start order, one after another,
-// reaps them all, closes and removes the control socket and returns nil. It
-// returns only when every child is reaped.
+// When ctx is done it stops them within Options.StopBudget, one dependency
+// tier at a time, dependents first (drain.go), reaps them all, closes and
+// removes the control socket and returns nil. It returns only when every
+// child is reaped.
 //
 // If ctx is already done, Run starts nothing: it releases the socket and
 // returns nil. Run may be called once, and not after Close (ErrClosed).
@@ -282,18 +287,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.shutting.Store(true)
 	s.notify()
-	s.log.Info("stopping services", "order", s.names(true))
-	for i := len(s.services) - 1; i >= 0; i-- {
-		v := s.services[i]
-		_ = v.enqueue(cmdShutdown)
-		bound := time.NewTimer(v.spec.ShutdownTimeout + killGrace + time.Second)
-		select {
-		case <-v.loopDone:
-		case <-bound.C:
-			s.log.Error("service did not stop in time; stopping the next one meanwhile", "service", v.spec.Name)
-		}
-		bound.Stop()
-	}
+	s.log.Info("stopping services", "order", s.names(true), "budget", s.stopBudget().String())
+	s.drain()
 	for _, v := range s.services {
 		<-v.loopDone // every child reaped
 	}

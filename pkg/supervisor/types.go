@@ -85,6 +85,7 @@ type Status struct {
 	LastExit      string
 	LastError     string
 	NextRestart   time.Time // when in backoff or failed
+	StopDeadline  time.Time // when stopping: the SIGKILL is due then
 	BackoffDelay  float64
 	Exits         []Exit // the last 5, newest last
 }
@@ -105,6 +106,11 @@ type Exit struct {
 	UptimeSeconds float64
 	Reason        string   // why the supervisor killed it, if it did: "heartbeat timeout", ...
 	LastLines     []string // last 20 log lines before death
+	// CrashBlock is the crash header and first goroutine's stack the child
+	// printed (crash.go), nil if it printed none.
+	CrashBlock []string
+	// OOMKilled: the kernel's OOM killer sent the SIGKILL (oom.go).
+	OOMKilled bool
 
 	// What the supervisor decided after this exit: "immediate", "backoff",
 	// "failed" (crash-loop breaker open) or "none" (stopped on purpose), and
