@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/events"
 )
 
 // Spec defaults (SPEC §6 Liveness).
@@ -46,6 +48,8 @@ type Options struct {
 	LogLines int          // ring buffer lines per service; default 1000
 	Specs    []Spec       // start order derived from DependsOn (ties in slice order)
 	OnChange func()       // called without locks after state changes; may be nil
+	// Events receives every state change of every child (events.go); may be nil.
+	Events events.Publisher
 }
 
 // Supervisor runs and watches a set of child processes.
