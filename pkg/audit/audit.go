@@ -41,8 +41,9 @@ const (
 type Record struct {
 	Time      time.Time `json:"time"`
 	Kind      string    `json:"kind"`
-	Who       string    `json:"who"`    // "token:<fingerprint>", "mtls:<subject>", "addr:<ip>", "signal", "supervisor"
-	Action    string    `json:"action"` // e.g. "POST /api/v1/services/storage/fault"
+	Who       string    `json:"who"`            // "token:<fingerprint>", "mtls:<subject>", "addr:<ip>", "signal", "supervisor"
+	Peer      string    `json:"peer,omitempty"` // the client's address, for an admin request
+	Action    string    `json:"action"`         // e.g. "POST /api/v1/services/storage/fault"
 	Service   string    `json:"service,omitempty"`
 	Result    string    `json:"result"` // e.g. "202", "ok", "error: ..."
 	RequestID string    `json:"request_id,omitempty"`

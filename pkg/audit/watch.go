@@ -49,9 +49,7 @@ func (l *Log) Watch(bus *events.Bus, log hclog.Logger) <-chan struct{} {
 				l.append(Record{Kind: KindGap, Who: "supervisor", Action: "resume event stream", Result: "events lost", Detail: sub.Gap}, log)
 			}
 			for _, ev := range sub.Replay {
-				if sub.Gap == nil {
-					l.record(ev, log)
-				}
+				l.record(ev, log)
 				last = ev.ID
 			}
 		}

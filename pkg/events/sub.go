@@ -17,7 +17,7 @@ type GapInfo struct {
 // overflowing its queue, Close, or the bus closed).
 type Sub struct {
 	Replay []Event
-	Gap    *GapInfo // set when the resume point is lost; Replay then holds the whole ring
+	Gap    *GapInfo // set when the resume point is lost; Replay is then empty: live events follow
 
 	bus  *Bus
 	ch   chan Event
@@ -74,8 +74,8 @@ func (b *Bus) Subscribe(lastID string, all bool, queue int) (*Sub, error) {
 	return s, nil
 }
 
-// resumeLocked returns the events after seq of boot, or the whole ring and a
-// gap when they are not all kept.
+// resumeLocked returns the events after seq of boot, or a gap (and no
+// replay) when they are not all kept.
 func (b *Bus) resumeLocked(lastID, boot string, seq uint64) ([]Event, *GapInfo) {
 	oldest := ""
 	var first uint64 = b.seq + 1 // the next event when the ring is empty
@@ -83,7 +83,7 @@ func (b *Bus) resumeLocked(lastID, boot string, seq uint64) ([]Event, *GapInfo) 
 		oldest, first = b.ring[0].ID, b.ring[0].Seq
 	}
 	whole := func(reason string) ([]Event, *GapInfo) {
-		return append([]Event(nil), b.ring...), &GapInfo{LastEventID: lastID, Reason: reason, Oldest: oldest}
+		return nil, &GapInfo{LastEventID: lastID, Reason: reason, Oldest: oldest}
 	}
 	switch {
 	case boot != b.boot:

@@ -129,11 +129,17 @@ func Run(ctx context.Context, opts Options) error {
 	if err := HandNodeKey(specs, nodeKey); err != nil {
 		return err
 	}
+	bus, auditLog, closeEvents, err := openEventsAudit(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeEvents()
 	sup, err := newSup(supervisor.Options{
 		RunDir:   runDir,
 		Logger:   log.Named("supervisor"),
 		Specs:    specs,
 		OnChange: n.changed,
+		Events:   bus,
 	})
 	if err != nil {
 		return err
@@ -154,6 +160,8 @@ func Run(ctx context.Context, opts Options) error {
 		Collectors: []prometheus.Collector{sup.Collector()},
 		Started:    n.started,
 		NodeID:     nodeID.String(),
+		Events:     bus,
+		Audit:      auditLog,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("admin plane: %w", err), sup.Close())
