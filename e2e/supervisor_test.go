@@ -25,8 +25,17 @@ import (
 // naming storage where it lasts.
 func TestKillChildSelfHeals(t *testing.T) {
 	n := startNode(t, nodeOpts{})
+	stream := followEvents(t, n)
 	old := childPID(t, n, "storage")
 	signalChild(t, old, "svc-storage", syscall.SIGKILL)
+
+	// The readiness drop is visible in the stream: unready, then exited, of the killed pid.
+	eventually(t, restartTimeout, func() (bool, string) {
+		evs := stream.snapshot()
+		unready := after(evs, 0, "unready", "storage", old)
+		return unready >= 0 && after(evs, unready, "exited", "storage", old) > unready,
+			fmt.Sprintf("no unready then exited of pid %d in %d events", old, len(evs))
+	})
 
 	var st serviceStatus
 	eventually(t, restartTimeout, func() (bool, string) {

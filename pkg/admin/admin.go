@@ -48,7 +48,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/macronode/macronode/pkg/audit"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/events"
 	"github.com/macronode/macronode/pkg/httpx"
 	"github.com/macronode/macronode/pkg/supervisor"
 )
@@ -127,6 +129,14 @@ type Options struct {
 	// PlaneTimeout bounds each request to the overlay and dht children
 	// (GET /api/v1/status, /api/v1/peers): 0 means DefaultPlaneTimeout.
 	PlaneTimeout time.Duration
+
+	// Events is the node's event bus, streamed by GET /api/v1/events; the
+	// server publishes reload and shutdown events on it. Nil: no stream.
+	Events *events.Bus
+	// EventsHeartbeat is the SSE comment interval: 0 means DefaultEventsHeartbeat.
+	EventsHeartbeat time.Duration
+	// Audit records every admin POST, reload and fault; nil: none.
+	Audit *audit.Log
 }
 
 // Server is the admin HTTP plane.
@@ -156,6 +166,9 @@ type Server struct {
 	limits   limiters
 
 	shutdownOnce sync.Once
+	heartbeat    time.Duration // SSE comment interval
+	sseStop      chan struct{} // closed by Shutdown: open event streams end
+	sseOnce      sync.Once
 	healthMu     sync.Mutex
 	healthProbe  *supervisorProbe // the outstanding supervisor liveness probe, if any
 }
@@ -193,6 +206,11 @@ func New(opts Options) (*Server, error) {
 		insecure: opts.Getenv(EnvDevInsecure) == "1",
 
 		crossOrigin: newCrossOrigin(),
+		heartbeat:   opts.EventsHeartbeat,
+		sseStop:     make(chan struct{}),
+	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultEventsHeartbeat
 	}
 	s.loopback.Store(IsLoopbackAddr(cfg.HTTPAddr))
 
@@ -323,6 +341,9 @@ func (s *Server) authMode() string {
 func (s *Server) SetDraining() {
 	if !s.draining.Swap(true) {
 		s.log.Info("admin plane draining: readiness is now 503")
+		if s.opts.Events != nil {
+			s.opts.Events.Publish(events.Shutdown, "", nil)
+		}
 	}
 }
 
@@ -330,6 +351,7 @@ func (s *Server) SetDraining() {
 // listeners gracefully, waiting for in-flight requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetDraining()
+	s.sseOnce.Do(func() { close(s.sseStop) }) // streams never end by themselves
 	var errs []error
 	if err := s.srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin: shutdown: %w", err))
@@ -388,7 +410,7 @@ func (s *Server) bodyCap(next http.Handler) http.Handler {
 func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d time.Duration
-		if cfg := s.config(); cfg != nil {
+		if cfg := s.config(); cfg != nil && r.URL.Path != EventsPath { // a stream outlives any request timeout
 			d = cfg.WriteTimeout.D()
 		}
 		httpx.Timeout(d, next).ServeHTTP(w, r)

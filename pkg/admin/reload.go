@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net/http"
 
+	"github.com/macronode/macronode/pkg/audit"
 	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/events"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -30,6 +32,7 @@ func (s *Server) Reload(ctx context.Context) (ReloadResult, error) {
 		return ReloadResult{}, ErrReloadUnavailable
 	}
 	res, err := s.opts.Reload(ctx)
+	defer func() { s.recordReload(ctx, res, err) }()
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("failure").Inc()
 		s.log.Warn("config reload failed; the old config stays in force", "error", err)
@@ -110,4 +113,35 @@ func fieldErrors(err error, out []FieldError) []FieldError {
 		}
 	}
 	return append(out, FieldError{Source: "load", Message: err.Error()})
+}
+
+// ReloadEvent is the body of a reload event and of its audit record.
+type ReloadEvent struct {
+	Result string `json:"result"` // "ok" or "error"
+	Error  string `json:"error,omitempty"`
+	ReloadResult
+}
+
+// recordReload publishes the reload event and audits it: the admin POST's
+// own record becomes a reload record, and a reload not made over HTTP
+// (SIGHUP) gets a record of its own, durable before Reload returns.
+func (s *Server) recordReload(ctx context.Context, res ReloadResult, err error) {
+	ev := ReloadEvent{Result: "ok", ReloadResult: res}
+	if err != nil {
+		ev.Result, ev.Error = "error", err.Error()
+	}
+	if s.opts.Events != nil {
+		s.opts.Events.Publish(events.Reload, "", ev)
+	}
+	if rec := auditRecord(ctx); rec != nil {
+		rec.Kind, rec.Detail = audit.KindReload, ev
+		return
+	}
+	if s.opts.Audit == nil {
+		return
+	}
+	rec := audit.Record{Kind: audit.KindReload, Who: "signal", Action: "reload", Result: ev.Result, Detail: ev}
+	if aerr := s.opts.Audit.Append(rec); aerr != nil {
+		s.log.Error("audit record not written", "error", aerr, "action", "reload")
+	}
 }

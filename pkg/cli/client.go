@@ -89,9 +89,17 @@ func (cl *client) close() { cl.http.CloseIdleConnections() }
 
 // do sends a request and decodes a 2xx JSON answer into out (if non-nil).
 func (cl *client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, nil)
+	return cl.doReader(ctx, method, path, nil, out)
+}
+
+// doReader is do with a JSON request body (nil: none).
+func (cl *client) doReader(ctx context.Context, method, path string, reqBody io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, reqBody)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	if cl.token != "" {

@@ -45,16 +45,18 @@ func statusCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "status",
 		Usage:     "show the services of a running node",
-		UsageText: "macronode status [--config PATH] [--http-addr ADDR]",
+		UsageText: "macronode status [--watch] [--config PATH] [--http-addr ADDR]",
 		Description: "Asks the node's admin API (GET /api/v1/status) and prints one row per service\n" +
 			"in start order. Uses the same config layers as `run`, so RON_HTTP_ADDR,\n" +
-			"RON_ADMIN_TOKEN and --config point it at the right node.\n\n" +
+			"RON_ADMIN_TOKEN and --config point it at the right node. With --watch it\n" +
+			"follows the events stream: it redraws the table on a terminal, and prints one\n" +
+			"line per change when its output is not a terminal.\n\n" +
 			"Example:\n   macronode status\n" +
 			"   NAME     STATE    PID    UPTIME  RESTARTS  READY  LAST EXIT\n" +
 			"   storage  running  41235  3m12s   1         yes    signal: killed\n" +
 			"   node ready, up 3m15s\n" +
 			"   node id 12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo: 2 peers (2 connected), dht routing table 2",
-		Flags: clientFlags(),
+		Flags: clientFlags(&ucli.BoolFlag{Name: "watch", Usage: "keep showing the status after every change until interrupted"}),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
 				return usageErr("status takes no arguments")
@@ -64,6 +66,14 @@ func statusCommand(env Env) *ucli.Command {
 				return err
 			}
 			defer cl.close()
+			if c.Bool("watch") {
+				ctx, stop := interruptible(c.Context)
+				defer stop()
+				if err := watchStatus(ctx, env, cl, cfg); err != nil {
+					return failure(err)
+				}
+				return nil
+			}
 			doc, err := cl.status(c.Context)
 			if err != nil {
 				return failure(err)

@@ -130,6 +130,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := HandNodeKey(specs, nodeKey); err != nil {
 		return err
 	}
+	bus, auditLog, closeEvents, err := openEventsAudit(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeEvents()
 	sup, err := newSup(supervisor.Options{
 		RunDir:   runDir,
 		Logger:   log.Named("supervisor"),
@@ -137,6 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 		OnChange: n.changed,
 		// shutdown_timeout is the whole drain's budget (SPEC §6).
 		StopBudget: cfg.ShutdownTimeout.D(),
+		Events:     bus,
 	})
 	if err != nil {
 		return err
@@ -157,6 +163,8 @@ func Run(ctx context.Context, opts Options) error {
 		Collectors: []prometheus.Collector{sup.Collector()},
 		Started:    n.started,
 		NodeID:     nodeID.String(),
+		Events:     bus,
+		Audit:      auditLog,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("admin plane: %w", err), sup.Close())

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"slices"
 	"time"
+
+	"github.com/macronode/macronode/pkg/events"
 )
 
 // runner is the state private to the service goroutine.
@@ -21,6 +23,7 @@ type runner struct {
 	respawn  spawnKind // start again as soon as p is reaped
 	lastBeat time.Time // the child's latest progress (liveness.go)
 	startAt  time.Time // when startT was armed
+	reaped   bool      // the last child's exit already said stopped (events.go)
 
 	waitSince   time.Time // when the dependency wait began
 	depDeadline time.Time // when depT fires
@@ -61,6 +64,9 @@ func (v *service) loop() {
 				st.State, st.Ready, st.PID = StateStopped, false, 0
 				st.NextRestart, st.BackoffDelay = time.Time{}, 0
 			})
+			if !r.reaped {
+				v.emit(events.Stopped, nil) // stopped while no child ran
+			}
 			return
 		}
 		var depsCh <-chan struct{}
@@ -159,7 +165,7 @@ func (r *runner) spawn(kind spawnKind) {
 		r.schedule(d)
 		return
 	}
-	r.p, r.exitSeen, r.stopping, r.termSent, r.killed = p, false, false, false, false
+	r.p, r.exitSeen, r.stopping, r.termSent, r.killed, r.reaped = p, false, false, false, false, false
 	r.lastBeat = time.Now()
 	r.armStart(v.spec.StartTimeout)
 	v.mu.Lock()
@@ -170,6 +176,7 @@ func (r *runner) spawn(kind spawnKind) {
 	}
 	v.mu.Unlock()
 	v.sup.notify()
+	v.emit(events.Spawned, SpawnedEvent{PID: p.pid, Restarts: v.status().Restarts})
 	if hook := v.sup.testHookSpawn; hook != nil {
 		hook(v.spec.Name, p.pid)
 	}
@@ -190,13 +197,19 @@ func (r *runner) schedule(d restartDecision) {
 		st.NextRestart, st.BackoffDelay = next, d.Delay.Seconds()
 	})
 	r.retryT = time.NewTimer(d.Delay)
+	if d.Failed {
+		r.v.emit(events.Failed, FailedEvent{RetrySeconds: d.Delay.Seconds(), MaxRestarts: r.v.spec.Policy.MaxRestarts,
+			WindowSeconds: r.v.spec.Policy.Window.Seconds()})
+	} else {
+		r.v.emit(events.Backoff, BackoffEvent{DelaySeconds: d.Delay.Seconds()})
+	}
 }
 
 // onExited runs the moment the child is seen to exit: readiness drops now,
 // before the pipes are drained and the policy decides.
 func (r *runner) onExited() {
 	r.exitSeen = true
-	r.v.update(func(st *Status) { st.Ready = false })
+	r.v.updateReady(r.p.pid, "exited", func(st *Status) { st.Ready = false })
 }
 
 // onDone runs once the child is reaped: record the exit and decide.
@@ -263,6 +276,12 @@ func (r *runner) onDone() {
 	}
 	v.mu.Unlock()
 	v.sup.notify()
+	v.emit(events.Exited, ExitedEvent{PID: exit.PID, Code: exit.Code, Signal: exit.Signal, Description: exit.Description,
+		UptimeSeconds: exit.UptimeSeconds, Reason: exit.Reason, Restart: exit.Restart, Expected: r.stopping})
+	if exit.Restart == "none" {
+		r.reaped = true
+		v.emit(events.Stopped, nil)
+	}
 
 	switch {
 	case exit.Restart == "none":

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/macronode/macronode/pkg/control"
+	"github.com/macronode/macronode/pkg/events"
 )
 
 // command applies one operator (or shutdown) command.
@@ -30,12 +31,15 @@ func (r *runner) command(c command) {
 			st.State, st.Ready = StateStopped, false
 			st.NextRestart, st.BackoffDelay = time.Time{}, 0
 		})
+		r.reaped = true
+		v.emit(events.Stopped, CommandEvent{Command: "stop"})
 	case cmdStart:
 		// An operator start is a fresh start, whatever came before (a Stop
 		// overwrites the failed state, not the tracker's breaker).
 		r.want, r.waitDeps = true, false
 		v.setOpStopped(false)
 		r.tr.reset()
+		v.emit(events.Started, CommandEvent{Command: "start"})
 		if r.p != nil {
 			if r.stopping && r.respawn == 0 {
 				r.respawn = spawnStart
@@ -47,6 +51,7 @@ func (r *runner) command(c command) {
 		r.want, r.waitDeps = true, false
 		v.setOpStopped(false)
 		r.tr.reset()
+		v.emit(events.Started, CommandEvent{Command: "restart"})
 		if r.p != nil {
 			r.respawn = spawnManual
 			r.beginStop("restart requested", time.Time{})
@@ -70,7 +75,7 @@ func (r *runner) beginStop(reason string, deadline time.Time) {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(v.spec.ShutdownTimeout)
 	}
-	v.update(func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
+	v.updateReady(p.pid, "stopping: "+reason, func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
 	if r.killed {
 		return // already SIGKILLed; its exit is imminent
 	}
@@ -113,7 +118,7 @@ func (r *runner) kill(reason string) {
 	stopTimer(&r.startT)
 	stopTimer(&r.beatT)
 	p.setReason(reason)
-	v.update(func(st *Status) { st.Ready, st.LastError = false, reason })
+	v.updateReady(p.pid, reason, func(st *Status) { st.Ready, st.LastError = false, reason })
 	if err := p.signalGroup(syscall.SIGKILL); err != nil {
 		v.log.Error("SIGKILL failed", "pid", p.pid, "error", err)
 	}
@@ -145,7 +150,7 @@ func (r *runner) event(ev event) {
 		}
 		p.markReady()
 		stopTimer(&r.startT)
-		v.update(func(st *Status) {
+		v.updateReady(p.pid, "", func(st *Status) {
 			st.State, st.Ready = StateRunning, true
 			if ev.msg.Addr != "" {
 				st.Listen = ev.msg.Addr
@@ -157,9 +162,9 @@ func (r *runner) event(ev event) {
 		}
 		if !*ev.msg.OK {
 			v.log.Warn("child reports unhealthy", "pid", p.pid, "detail", ev.msg.Detail)
-			v.update(func(st *Status) { st.State, st.Ready = StateUnhealthy, false })
+			v.updateReady(p.pid, "unhealthy: "+ev.msg.Detail, func(st *Status) { st.State, st.Ready = StateUnhealthy, false })
 		} else if p.wasReady() {
-			v.update(func(st *Status) { st.State, st.Ready = StateRunning, true })
+			v.updateReady(p.pid, "", func(st *Status) { st.State, st.Ready = StateRunning, true })
 		}
 	case evHeartbeat:
 	case evGoodbye:
@@ -170,14 +175,14 @@ func (r *runner) event(ev event) {
 			stopTimer(&r.beatT)
 			r.killT = time.NewTimer(v.spec.ShutdownTimeout)
 			deadline := time.Now().Add(v.spec.ShutdownTimeout)
-			v.update(func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
+			v.updateReady(p.pid, "goodbye: "+ev.msg.Reason, func(st *Status) { st.State, st.Ready, st.StopDeadline = StateStopping, false, deadline })
 		}
 	case evClosed:
 		if r.leaving() {
 			return
 		}
 		v.log.Warn("control connection closed; child is not ready", "pid", p.pid)
-		v.update(func(st *Status) {
+		v.updateReady(p.pid, "control connection closed", func(st *Status) {
 			st.Ready = false
 			if st.State == StateRunning {
 				st.State = StateUnhealthy

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/events"
 )
 
 // Spec defaults (SPEC §6 Liveness).
@@ -50,6 +52,8 @@ type Options struct {
 	// StopBudget is the whole final drain's budget (shutdown_timeout),
 	// shared out tier by tier (drain.go); zero: the largest ShutdownTimeout.
 	StopBudget time.Duration
+	// Events receives every state change of every child (events.go); may be nil.
+	Events events.Publisher
 }
 
 // Supervisor runs and watches a set of child processes.

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/macronode/macronode/pkg/admin"
+	"github.com/macronode/macronode/pkg/events"
+	"github.com/macronode/macronode/pkg/httpx"
+)
+
+// stream reads the node's event stream from lastID ("" with history: the
+// whole ring first) and calls f for each frame until f fails, the stream
+// ends, or ctx ends. It returns the id of the last event seen.
+func (cl *client) stream(ctx context.Context, lastID string, history, follow bool, f func(events.Frame) error) (string, error) {
+	q := url.Values{}
+	if history {
+		q.Set("history", "1")
+	}
+	if !follow {
+		q.Set("follow", "0")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+admin.EventsPath+"?"+q.Encode(), nil)
+	if err != nil {
+		return lastID, fmt.Errorf("events: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	// No overall timeout: the stream lasts as long as ctx.
+	resp, err := (&http.Client{Transport: cl.http.Transport}).Do(req)
+	if err != nil {
+		return lastID, fmt.Errorf("events %s: %w", cl.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return lastID, &apiError{Status: resp.StatusCode, Body: errorBody(body, resp.StatusCode)}
+	}
+	err = events.ReadSSE(resp.Body, func(fr events.Frame) error {
+		if fr.ID != "" {
+			lastID = fr.ID
+		}
+		if err := f(fr); err != nil {
+			return &handlerError{err}
+		}
+		return nil
+	})
+	var he *handlerError
+	switch {
+	case errors.As(err, &he):
+		if errors.Is(he.err, errStopStream) {
+			return lastID, nil
+		}
+		return lastID, he.err
+	case ctx.Err() != nil:
+		return lastID, nil
+	case err == nil && follow:
+		return lastID, errStreamEnded
+	}
+	return lastID, err
+}
+
+// handlerError carries a frame handler's own error out of ReadSSE.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+
+// errStopStream is returned by a frame handler to end a stream on purpose.
+var errStopStream = errors.New("stop stream")
+
+// errStreamEnded: the node closed a followed stream (dropped us, or shut down).
+var errStreamEnded = errors.New("event stream ended")
+
+// followEvents keeps a stream open across reconnects, resuming from the last id
+// seen, until ctx ends or f fails; a refused request (4xx) ends it.
+func (cl *client) followEvents(ctx context.Context, lastID string, history bool, f func(events.Frame) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		var err error
+		lastID, err = cl.stream(ctx, lastID, history && lastID == "", true, f)
+		var ae *apiError
+		switch {
+		case ctx.Err() != nil, err == nil: // ctx ended, or the handler stopped it
+			return nil
+		case errors.As(err, &ae) && ae.Status < 500:
+			return err
+		case !errors.Is(err, errStreamEnded) && !isNetErr(err):
+			return err // the handler's own error
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// isNetErr reports whether a stream failed in transport (worth a reconnect).
+func isNetErr(err error) bool {
+	var ne net.Error
+	var ue *url.Error
+	return errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func errorBody(body []byte, status int) (b httpx.ErrorBody) {
+	if json.Unmarshal(body, &b) != nil || b.Error == "" {
+		b.Error = string(bytes.TrimSpace(body))
+		if b.Error == "" {
+			b.Error = http.StatusText(status)
+		}
+	}
+	return b
+}
+
+// isTTY reports whether w is a terminal.
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
