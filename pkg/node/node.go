@@ -149,10 +149,14 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	n.sup = sup
 
-	// stop is the one way to begin the drain, whatever asked for it.
+	// stop is the one way to ask for the drain, whatever asked for it. The
+	// supervisor runs on its own context, cancelled only by the drain below
+	// once readiness is 503, so no child stops while /readyz still says 200.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	n.stop = stop
+	supCtx, stopSup := context.WithCancel(context.Background())
+	defer stopSup()
 
 	srv, err := admin.New(admin.Options{
 		Config:     n.config,
@@ -192,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 	supDone := make(chan struct{})
 	go func() {
 		defer close(supDone)
-		supErr <- sup.Run(runCtx)
+		supErr <- sup.Run(supCtx)
 	}()
 
 	forced := make(chan struct{})
@@ -220,6 +224,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv.SetDraining()
 	n.notify(sdnotify.Stopping + "\n" + sdnotify.Status("stopping services"))
 	stop()
+	stopSup()
 	drainOver := make(chan struct{})
 	reported := n.drainReporter(cfg.ShutdownTimeout.D(), drainOver)
 	select {

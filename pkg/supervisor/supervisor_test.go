@@ -326,7 +326,9 @@ func TestStartTimeout(t *testing.T) {
 	silent := fakeSpec(t, "silent", "no-hello")
 	silent.StartTimeout = 400 * time.Millisecond
 	liar := fakeSpec(t, "liar", "bad-token")
-	liar.StartTimeout = 400 * time.Millisecond
+	// Long enough for the hello and its refusal to happen first even on a
+	// loaded machine (a -race child can take a while to start).
+	liar.StartTimeout = 3 * time.Second
 	h := startHarness(t, []Spec{silent, liar}, nil)
 	for _, name := range []string{"silent", "liar"} {
 		var st Status
