@@ -1,0 +1,234 @@
+package main
+
+// The cluster subcommand (issue 10, "Benchmark, in make bench"): N full
+// nodes on loopback, each overlay and DHT on its own fixed 127.0.0.1 TCP
+// port, nodes 2..N bootstrapping from node 1. It prints the convergence
+// time, provide and find-providers latency, the cross-node fetch of a
+// 64 MiB blob beside a local GET of it, and the RSS of the overlay and DHT
+// children. Its own flags follow "--":
+//
+//	mnbench cluster -bin bin -- -nodes 5 -blob-size 8MiB
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+func init() {
+	commands["cluster"] = command{"N nodes on loopback: convergence, DHT latency, cross-node fetch, RSS", benchCluster}
+}
+
+// clusterOpts are the cluster subcommand's own flags.
+type clusterOpts struct {
+	nodes     int
+	converge  time.Duration // how long to wait for convergence before reporting it missed
+	provides  int           // provide rounds (each with finders lookups)
+	finders   int           // nodes that look up each provided address
+	blobSize  int
+	blobs     int // blobs fetched across nodes, one remote GET each
+	localGets int // local GETs per blob
+	teardown  time.Duration
+}
+
+func parseClusterOpts(o *opts) (clusterOpts, error) {
+	co := clusterOpts{}
+	fs := flag.NewFlagSet("mnbench cluster --", flag.ContinueOnError)
+	fs.IntVar(&co.nodes, "nodes", 20, "nodes in the cluster (2..50)")
+	fs.DurationVar(&co.converge, "converge", 60*time.Second, "longest wait for convergence (a miss is reported, and the rest still measured)")
+	fs.IntVar(&co.provides, "provides", o.runsOr(30, 12), "provide rounds (default -runs, else 30, quick 12)")
+	fs.IntVar(&co.finders, "finders", 2, "other nodes that look up each provided address")
+	size := fs.String("blob-size", "64MiB", "size of the blob fetched across nodes")
+	blobs := 3
+	if o.quick {
+		blobs = 1
+	}
+	fs.IntVar(&co.blobs, "blobs", blobs, "blobs fetched across nodes (default 3, quick 1)")
+	fs.IntVar(&co.localGets, "local-gets", 3, "local GETs of each blob on node 1")
+	fs.DurationVar(&co.teardown, "teardown", 30*time.Second, "part of -timeout kept for stopping the nodes")
+	if err := fs.Parse(o.args); err != nil {
+		return co, fmt.Errorf("cluster flags: %w", err)
+	}
+	var err error
+	if co.blobSize, err = parseSize(*size); err != nil {
+		return co, fmt.Errorf("-blob-size: %w", err)
+	}
+	switch {
+	case co.nodes < 2 || co.nodes > 50:
+		return co, fmt.Errorf("-nodes must be 2..50, got %d", co.nodes)
+	case co.finders < 1 || co.finders >= co.nodes:
+		return co, fmt.Errorf("-finders must be 1..%d, got %d", co.nodes-1, co.finders)
+	case co.provides < 1 || co.blobs < 1 || co.localGets < 1:
+		return co, fmt.Errorf("-provides, -blobs and -local-gets must be at least 1")
+	case co.teardown >= o.timeout:
+		return co, fmt.Errorf("-teardown %s leaves nothing of -timeout %s", co.teardown, o.timeout)
+	}
+	return co, nil
+}
+
+// clusterNode is one node of the cluster and what the benchmark learns of it.
+type clusterNode struct {
+	*node
+	i          int    // 1-based
+	overlayP2P string // the overlay's TCP multiaddr, without /p2p
+	dhtP2P     string
+	id         string // node id (the overlay's peer id)
+	dhtID      string // the DHT host's peer id
+}
+
+func (c *clusterNode) overlayURL(path string) string { return "http://" + c.listen["overlay"] + path }
+func (c *clusterNode) dhtURL(path string) string     { return "http://" + c.listen["dht"] + path }
+func (c *clusterNode) gw() string                    { return "http://" + c.listen["gateway"] }
+
+type cluster struct {
+	nodes     []*clusterNode
+	lastStart time.Time // just before the last node's exec
+}
+
+// tcpMultiaddr turns 127.0.0.1:port into /ip4/127.0.0.1/tcp/port.
+func tcpMultiaddr(hostport string) (string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", fmt.Errorf("split %q: %w", hostport, err)
+	}
+	return "/ip4/" + host + "/tcp/" + port, nil
+}
+
+// startCluster starts node 1, waits until it is ready and names itself,
+// then starts nodes 2..N with node 1 as their bootstrap peer. It does not
+// wait for nodes 2..N. Every port of every node is chosen in one go, so no
+// two can collide.
+func startCluster(ctx context.Context, o *opts, co clusterOpts) (*cluster, error) {
+	if err := needBins(o.binDir, append([]string{"macronode"}, binNames(allPlanes)...)...); err != nil {
+		return nil, err
+	}
+	per := 1 + len(allPlanes) + 2 // admin, planes, overlay p2p, dht p2p
+	addrs, err := freeAddrs(co.nodes * per)
+	if err != nil {
+		return nil, err
+	}
+	cl := &cluster{}
+	boot := ""
+	for i := range co.nodes {
+		a := addrs[i*per : (i+1)*per]
+		c := &clusterNode{i: i + 1}
+		if c.overlayP2P, err = tcpMultiaddr(a[per-2]); err != nil {
+			return cl, err
+		}
+		if c.dhtP2P, err = tcpMultiaddr(a[per-1]); err != nil {
+			return cl, err
+		}
+		env := []string{"RON_OVERLAY_P2P_ADDR=" + c.overlayP2P, "RON_DHT_P2P_ADDR=" + c.dhtP2P}
+		if boot != "" {
+			env = append(env, "RON_BOOTSTRAP="+boot)
+		}
+		if c.node, err = startNode(o, nodeOpts{planes: allPlanes, env: env, addrs: a[:per-2]}); err != nil {
+			return cl, fmt.Errorf("start node %d: %w", i+1, err)
+		}
+		cl.nodes = append(cl.nodes, c)
+		cl.lastStart = c.started
+		if i > 0 {
+			continue
+		}
+		if _, err := c.waitReady(ctx, 60*time.Second, 20*time.Millisecond); err != nil {
+			return cl, fmt.Errorf("node 1: %w", err)
+		}
+		var info struct {
+			NodeID string `json:"node_id"`
+		}
+		if err := getJSON(ctx, c.overlayURL("/overlay/info"), &info); err != nil {
+			return cl, fmt.Errorf("node 1: %w", err)
+		}
+		c.id = info.NodeID
+		boot = c.overlayP2P + "/p2p/" + c.id
+	}
+	return cl, nil
+}
+
+// stop stops every node at once (each parent drains its children) and
+// reports how long that took.
+func (cl *cluster) stop() time.Duration {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, c := range cl.nodes {
+		wg.Go(func() {
+			if err := c.stop(); err != nil {
+				progress("stop node %d: %v", c.i, err)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// getJSON GETs url and decodes a 200 answer into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: decode: %w", url, err)
+	}
+	return nil
+}
+
+// benchCluster runs the phases in order; a phase that fails is reported as
+// skipped with its reason and the next one still runs, so that every figure
+// that can be measured is printed.
+func benchCluster(ctx context.Context, o *opts) error {
+	co, err := parseClusterOpts(o)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	t := newTable(o, "Cluster", fmt.Sprintf("%d nodes on 127.0.0.1 (six planes each), nodes 2..%d bootstrap from node 1", co.nodes, co.nodes))
+	defer t.print()
+	mctx, cancel := context.WithTimeout(ctx, o.timeout-co.teardown)
+	defer cancel()
+
+	cl, err := startCluster(mctx, o, co)
+	if cl != nil {
+		defer func() {
+			progress("stopping %d nodes", len(cl.nodes))
+			d := cl.stop()
+			t.add("stop every node (SIGTERM, in parallel)", "s", []float64{d.Seconds()}, "")
+			t.add("section wall time", "s", []float64{time.Since(t0).Seconds()}, "budget 180 s")
+		}()
+	}
+	if err != nil {
+		t.skip("convergence", err.Error())
+		return err
+	}
+	progress("%d nodes started; waiting for convergence", co.nodes)
+	if err := measureConvergence(mctx, t, cl, co); err != nil {
+		t.skip("convergence", err.Error())
+	}
+	progress("provide and find-providers")
+	if err := measureDHT(mctx, t, cl, co); err != nil {
+		t.skip("provide / find-providers", err.Error())
+	}
+	progress("cross-node fetch of %d blob(s) of %d bytes", co.blobs, co.blobSize)
+	if err := measureFetch(mctx, t, cl, co); err != nil {
+		t.skip("cross-node fetch", err.Error())
+	}
+	if err := measureRSS(mctx, t, cl); err != nil {
+		t.skip("RSS", err.Error())
+	}
+	return nil
+}

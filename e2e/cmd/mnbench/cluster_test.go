@@ -1,0 +1,87 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+func TestPercentile(t *testing.T) {
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(100 - i) // 100..1, unsorted
+	}
+	for _, tc := range []struct {
+		name string
+		xs   []float64
+		p    float64
+		want float64
+	}{
+		{"one sample", []float64{7}, 99, 7},
+		{"p99 of 100 is the 99th", hundred, 99, 99},
+		{"p100 is the max", hundred, 100, 100},
+		{"p50 of 100 is the 50th", hundred, 50, 50},
+		{"p99 of 10 is the max", []float64{3, 1, 2, 9, 4, 5, 6, 7, 8, 10}, 99, 10},
+		{"tiny p is the min", []float64{5, 3, 4}, 0.1, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := percentile(tc.xs, tc.p); got != tc.want {
+				t.Fatalf("percentile(%v, %v) = %v, want %v", tc.xs, tc.p, got, tc.want)
+			}
+		})
+	}
+	if !math.IsNaN(percentile(nil, 99)) {
+		t.Fatal("percentile of no samples is not NaN")
+	}
+}
+
+func TestIsConverged(t *testing.T) {
+	all := []string{"a", "b", "c"}
+	for _, tc := range []struct {
+		name    string
+		v       nodeView
+		all     []string
+		wantRT  int
+		want    bool
+		missing int
+	}{
+		{"sees all, table full", nodeView{ready: true, id: "a", peers: []string{"b", "c"}, rt: 2}, all, 2, true, 0},
+		{"lists itself too", nodeView{ready: true, id: "a", peers: []string{"a", "b", "c"}, rt: 2}, all, 2, true, 0},
+		{"misses one peer", nodeView{ready: true, id: "a", peers: []string{"b"}, rt: 2}, all, 2, false, 1},
+		{"unknown peers do not count", nodeView{ready: true, id: "a", peers: []string{"b", "x"}, rt: 2}, all, 2, false, 1},
+		{"table short", nodeView{ready: true, id: "a", peers: []string{"b", "c"}, rt: 1}, all, 2, false, 0},
+		{"not ready", nodeView{id: "a", peers: []string{"b", "c"}, rt: 2}, all, 2, false, 0},
+		{"another id unknown", nodeView{ready: true, id: "a", peers: []string{"b", "c"}, rt: 2}, []string{"a", "b", ""}, 2, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := isConverged(tc.v, tc.all, tc.wantRT); got != tc.want {
+				t.Errorf("isConverged = %v, want %v", got, tc.want)
+			}
+			if got := missingPeers(tc.v.id, tc.v.peers, all); got != tc.missing {
+				t.Errorf("missingPeers = %d, want %d", got, tc.missing)
+			}
+		})
+	}
+}
+
+func TestTCPMultiaddr(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		bad      bool
+	}{
+		{"127.0.0.1:4001", "/ip4/127.0.0.1/tcp/4001", false},
+		{"127.0.0.1", "", true},
+	} {
+		got, err := tcpMultiaddr(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("tcpMultiaddr(%q) = %q, %v; want %q (error: %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestFmtSize(t *testing.T) {
+	for in, want := range map[int]string{64 << 20: "64MiB", 4 << 10: "4KiB", 1500: "1500B", (1 << 20) + 1024: "1025KiB"} {
+		if got := fmtSize(in); got != want {
+			t.Errorf("fmtSize(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
