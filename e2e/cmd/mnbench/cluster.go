@@ -15,8 +15,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -91,44 +95,94 @@ type cluster struct {
 	lastStart time.Time // just before the last node's exec
 }
 
-// tcpMultiaddr turns 127.0.0.1:port into /ip4/127.0.0.1/tcp/port.
-func tcpMultiaddr(hostport string) (string, error) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return "", fmt.Errorf("split %q: %w", hostport, err)
+// Ports follow scripts/cluster.sh: node i (1-based) listens on BASE + 100*i
+// + these offsets (the overlay's libp2p port is overlay+1, the DHT's dht+1).
+var portOffsets = map[string]int{"admin": 80, "gateway": 90, "storage": 30, "index": 40, "mailbox": 50, "overlay": 10, "dht": 20}
+
+// nodePorts returns node i's admin address, its allPlanes' listen
+// addresses in that order, and its overlay and DHT libp2p ports.
+func nodePorts(base, i int) (addrs []string, overlayP2P, dhtP2P int) {
+	at := func(off int) int { return base + 100*i + off }
+	addrs = []string{"127.0.0.1:" + strconv.Itoa(at(portOffsets["admin"]))}
+	for _, p := range allPlanes {
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(at(portOffsets[p])))
 	}
-	return "/ip4/" + host + "/tcp/" + port, nil
+	return addrs, at(portOffsets["overlay"] + 1), at(portOffsets["dht"] + 1)
+}
+
+// pickBase finds a BASE, a multiple of 100 below the kernel's ephemeral port
+// range (so that no outgoing connection of the 7N processes can take a port
+// before its owner binds it), at which every port of n nodes is free now.
+func pickBase(n int) (int, error) {
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				ephemeral = v
+			}
+		}
+	}
+	const lowest = 10000
+	slots := (ephemeral - lowest - 100*(n+1)) / 100
+	if slots < 1 {
+		return 0, fmt.Errorf("no room for %d nodes between port %d and the ephemeral range at %d", n, lowest, ephemeral)
+	}
+	var lastErr error
+	for range 20 {
+		base := lowest + 100*mrand.IntN(slots)
+		if lastErr = portsFree(base, n); lastErr == nil {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no base port with %d nodes' ports free after 20 tries: %w", n, lastErr)
+}
+
+// portsFree binds every port of n nodes at base, then lets them go.
+func portsFree(base, n int) error {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		addrs, op, dp := nodePorts(base, i)
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(op), "127.0.0.1:"+strconv.Itoa(dp))
+		for _, a := range addrs {
+			l, err := net.Listen("tcp", a)
+			if err != nil {
+				return fmt.Errorf("port %s: %w", a, err)
+			}
+			ls = append(ls, l)
+		}
+	}
+	return nil
 }
 
 // startCluster starts node 1, waits until it is ready and names itself,
 // then starts nodes 2..N with node 1 as their bootstrap peer. It does not
-// wait for nodes 2..N. Every port of every node is chosen in one go, so no
-// two can collide.
+// wait for nodes 2..N.
 func startCluster(ctx context.Context, o *opts, co clusterOpts) (*cluster, error) {
 	if err := needBins(o.binDir, append([]string{"macronode"}, binNames(allPlanes)...)...); err != nil {
 		return nil, err
 	}
-	per := 1 + len(allPlanes) + 2 // admin, planes, overlay p2p, dht p2p
-	addrs, err := freeAddrs(co.nodes * per)
+	base, err := pickBase(co.nodes)
 	if err != nil {
 		return nil, err
 	}
+	progress("ports: BASE %d, as scripts/cluster.sh lays them out", base)
 	cl := &cluster{}
 	boot := ""
 	for i := range co.nodes {
-		a := addrs[i*per : (i+1)*per]
+		addrs, op, dp := nodePorts(base, i+1)
 		c := &clusterNode{i: i + 1}
-		if c.overlayP2P, err = tcpMultiaddr(a[per-2]); err != nil {
-			return cl, err
-		}
-		if c.dhtP2P, err = tcpMultiaddr(a[per-1]); err != nil {
-			return cl, err
-		}
+		c.overlayP2P = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(op)
+		c.dhtP2P = "/ip4/127.0.0.1/tcp/" + strconv.Itoa(dp)
 		env := []string{"RON_OVERLAY_P2P_ADDR=" + c.overlayP2P, "RON_DHT_P2P_ADDR=" + c.dhtP2P}
 		if boot != "" {
 			env = append(env, "RON_BOOTSTRAP="+boot)
 		}
-		if c.node, err = startNode(o, nodeOpts{planes: allPlanes, env: env, addrs: a[:per-2]}); err != nil {
+		if c.node, err = startNode(o, nodeOpts{planes: allPlanes, env: env, addrs: addrs}); err != nil {
 			return cl, fmt.Errorf("start node %d: %w", i+1, err)
 		}
 		cl.nodes = append(cl.nodes, c)

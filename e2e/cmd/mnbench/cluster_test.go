@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -34,7 +35,7 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-func TestIsConverged(t *testing.T) {
+func TestConverged(t *testing.T) {
 	all := []string{"a", "b", "c"}
 	for _, tc := range []struct {
 		name    string
@@ -49,12 +50,12 @@ func TestIsConverged(t *testing.T) {
 		{"misses one peer", nodeView{ready: true, id: "a", peers: []string{"b"}, rt: 2}, all, 2, false, 1},
 		{"unknown peers do not count", nodeView{ready: true, id: "a", peers: []string{"b", "x"}, rt: 2}, all, 2, false, 1},
 		{"table short", nodeView{ready: true, id: "a", peers: []string{"b", "c"}, rt: 1}, all, 2, false, 0},
-		{"not ready", nodeView{id: "a", peers: []string{"b", "c"}, rt: 2}, all, 2, false, 0},
+		{"readiness does not count", nodeView{id: "a", peers: []string{"b", "c"}, rt: 2}, all, 2, true, 0},
 		{"another id unknown", nodeView{ready: true, id: "a", peers: []string{"b", "c"}, rt: 2}, []string{"a", "b", ""}, 2, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := isConverged(tc.v, tc.all, tc.wantRT); got != tc.want {
-				t.Errorf("isConverged = %v, want %v", got, tc.want)
+			if got := overlayComplete(tc.v, tc.all) && dhtComplete(tc.v, tc.wantRT); got != tc.want {
+				t.Errorf("overlayComplete && dhtComplete = %v, want %v", got, tc.want)
 			}
 			if got := missingPeers(tc.v.id, tc.v.peers, all); got != tc.missing {
 				t.Errorf("missingPeers = %d, want %d", got, tc.missing)
@@ -63,18 +64,15 @@ func TestIsConverged(t *testing.T) {
 	}
 }
 
-func TestTCPMultiaddr(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string
-		bad      bool
-	}{
-		{"127.0.0.1:4001", "/ip4/127.0.0.1/tcp/4001", false},
-		{"127.0.0.1", "", true},
-	} {
-		got, err := tcpMultiaddr(tc.in)
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("tcpMultiaddr(%q) = %q, %v; want %q (error: %v)", tc.in, got, err, tc.want, tc.bad)
-		}
+func TestNodePorts(t *testing.T) {
+	addrs, op, dp := nodePorts(20000, 3)
+	want := []string{"127.0.0.1:20380", "127.0.0.1:20330", "127.0.0.1:20340", "127.0.0.1:20350",
+		"127.0.0.1:20310", "127.0.0.1:20320", "127.0.0.1:20390"}
+	if strings.Join(addrs, " ") != strings.Join(want, " ") || op != 20311 || dp != 20321 {
+		t.Fatalf("nodePorts(20000, 3) = %v, %d, %d; want %v, 20311, 20321 (scripts/cluster.sh's layout)", addrs, op, dp, want)
+	}
+	if len(addrs) != 1+len(allPlanes) {
+		t.Fatalf("%d addresses, startNode wants %d", len(addrs), 1+len(allPlanes))
 	}
 }
 
