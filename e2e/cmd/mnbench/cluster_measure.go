@@ -177,8 +177,9 @@ func timedGet(ctx context.Context, url string, want, got []byte) (getResult, err
 
 // measureFetch PUTs blobs on node 1, waits until node N's DHT names node 1
 // as their provider, GETs each once from node N's gateway (the remote
-// fetch: verified and stored before the first byte is sent), then GETs it
-// from node 1's gateway (local).
+// fetch: verified and stored before the first byte is sent), streams it
+// once through node N's overlay API from node 1, then GETs it from node
+// 1's gateway (local).
 func measureFetch(ctx context.Context, t *table, cl *cluster, co clusterOpts) error {
 	src, dst := cl.nodes[0], cl.nodes[len(cl.nodes)-1]
 	if src.id == "" || src.dhtID == "" {
@@ -200,6 +201,7 @@ func measureFetch(ctx context.Context, t *table, cl *cluster, co clusterOpts) er
 	t.add("announce visible: POST /o on node 1 -> node N's DHT names it", "ms", fs.visible, joinNotes("gateway announce queue + provide", note))
 	rr := t.add("cross-node GET "+size+" (node N <- node 1, first GET)", "MB/s", fs.remote, "whole blob fetched and verified before the first byte")
 	t.add("cross-node GET time to first byte", "ms", fs.remoteTTFB, "")
+	t.add("overlay stream "+size+" node N <- node 1 (GET /overlay/blobs)", "MB/s", fs.overlay, "OAP/1 over libp2p alone: no lookup, no spool, no gateway")
 	lr := t.add("local GET "+size+" on node 1 (same blob)", "MB/s", fs.local, fmt.Sprintf("%d per blob", co.localGets))
 	t.add("local GET time to first byte", "ms", fs.localTTFB, "")
 	t.ratio("cross-node / local GET", rr, lr, "target >= 0.5x")
@@ -208,7 +210,7 @@ func measureFetch(ctx context.Context, t *table, cl *cluster, co clusterOpts) er
 
 // fetchSamples are the samples of measureFetch: ms, or MB/s for remote and local.
 type fetchSamples struct {
-	visible, remote, remoteTTFB, local, localTTFB []float64
+	visible, remote, remoteTTFB, local, localTTFB, overlay []float64
 }
 
 // fetchOne does one blob: PUT on src, wait for the announce, one remote GET
@@ -237,6 +239,12 @@ func (fs *fetchSamples) fetchOne(ctx context.Context, src, dst *clusterNode, loc
 	}
 	fs.remote = append(fs.remote, mb/res.total.Seconds())
 	fs.remoteTTFB = append(fs.remoteTTFB, ms(res.ttfb))
+	// The same transfer without the gateway and the spool into storage:
+	// node N's overlay streams the blob from node 1's over OAP/1.
+	if res, err = timedGet(ctx, dst.overlayURL("/overlay/blobs/"+addr+"?from="+src.id), want, got); err != nil {
+		return err
+	}
+	fs.overlay = append(fs.overlay, mb/res.total.Seconds())
 	for range localGets {
 		res, err := timedGet(ctx, src.gw()+"/o/"+addr, want, got)
 		if err != nil {
