@@ -270,19 +270,24 @@ func benchCluster(ctx context.Context, o *opts) error {
 		return err
 	}
 	progress("%d nodes started; waiting for convergence", co.nodes)
-	if err := measureConvergence(mctx, t, cl, co); err != nil {
-		t.skip("convergence", err.Error())
+	phases := []struct {
+		name string
+		run  func() error
+	}{
+		{"convergence", func() error { return measureConvergence(mctx, t, cl, co) }},
+		{"provide / find-providers", func() error { return measureDHT(mctx, t, cl, co) }},
+		{"cross-node fetch", func() error { return measureFetch(mctx, t, cl, co) }},
+		{"RSS", func() error { return measureRSS(mctx, t, cl) }},
 	}
-	progress("provide and find-providers")
-	if err := measureDHT(mctx, t, cl, co); err != nil {
-		t.skip("provide / find-providers", err.Error())
-	}
-	progress("cross-node fetch of %d blob(s) of %d bytes", co.blobs, co.blobSize)
-	if err := measureFetch(mctx, t, cl, co); err != nil {
-		t.skip("cross-node fetch", err.Error())
-	}
-	if err := measureRSS(mctx, t, cl); err != nil {
-		t.skip("RSS", err.Error())
+	for _, p := range phases {
+		if err := mctx.Err(); err != nil {
+			t.skip(p.name, fmt.Sprintf("not run: %v", err))
+			continue
+		}
+		progress("%s", p.name)
+		if err := p.run(); err != nil {
+			t.skip(p.name, err.Error())
+		}
 	}
 	return nil
 }
