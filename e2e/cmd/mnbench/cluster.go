@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -247,6 +248,9 @@ func getJSON(ctx context.Context, url string, v any) error {
 // that can be measured is printed.
 func benchCluster(ctx context.Context, o *opts) error {
 	co, err := parseClusterOpts(o)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPercentile(t *testing.T) {
@@ -81,5 +82,44 @@ func TestFmtSize(t *testing.T) {
 		if got := fmtSize(in); got != want {
 			t.Errorf("fmtSize(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParseClusterOpts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		quick bool
+		bad   string // substring of the error; "" = valid
+		check func(clusterOpts) bool
+	}{
+		{"defaults", nil, false, "", func(c clusterOpts) bool {
+			return c.nodes == 20 && c.blobSize == 64<<20 && c.blobs == 3 && c.provides == 30 && c.finders == 2
+		}},
+		{"quick", nil, true, "", func(c clusterOpts) bool { return c.blobs == 1 && c.provides == 12 }},
+		{"small cluster", []string{"-nodes", "3", "-blob-size", "4MiB"}, false, "", func(c clusterOpts) bool {
+			return c.nodes == 3 && c.blobSize == 4<<20
+		}},
+		{"one node", []string{"-nodes", "1"}, false, "-nodes must be 2..50", nil},
+		{"too many nodes", []string{"-nodes", "51"}, false, "-nodes must be 2..50", nil},
+		{"finders >= nodes", []string{"-nodes", "3", "-finders", "3"}, false, "-finders must be 1..2", nil},
+		{"no blobs", []string{"-blobs", "0"}, false, "at least 1", nil},
+		{"bad size", []string{"-blob-size", "lots"}, false, "-blob-size", nil},
+		{"teardown eats the timeout", []string{"-teardown", "10m"}, false, "leaves nothing", nil},
+		{"unknown flag", []string{"-nope"}, false, "cluster flags", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &opts{quick: tc.quick, timeout: 170 * time.Second, args: tc.args}
+			co, err := parseClusterOpts(o)
+			if tc.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.bad) {
+					t.Fatalf("error %v, want one containing %q", err, tc.bad)
+				}
+				return
+			}
+			if err != nil || !tc.check(co) {
+				t.Fatalf("parseClusterOpts(%v) = %+v, %v", tc.args, co, err)
+			}
+		})
 	}
 }
