@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,6 +258,9 @@ func benchCluster(ctx context.Context, o *opts) error {
 	t0 := time.Now()
 	t := newTable(o, "Cluster", fmt.Sprintf("%d nodes on 127.0.0.1 (six planes each), nodes 2..%d bootstrap from node 1", co.nodes, co.nodes))
 	defer t.print()
+	if l, err := loadAvg(); err == nil {
+		t.add("host load average (1 min) at the start", "", []float64{l}, fmt.Sprintf("%d cores; what else runs here skews every figure", runtime.NumCPU()))
+	}
 	mctx, cancel := context.WithTimeout(ctx, o.timeout-co.teardown)
 	defer cancel()
 
@@ -294,4 +298,21 @@ func benchCluster(ctx context.Context, o *opts) error {
 		}
 	}
 	return nil
+}
+
+// loadAvg is the host's 1-minute load average.
+func loadAvg() (float64, error) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, fmt.Errorf("read load average: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, errors.New("read load average: empty /proc/loadavg")
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse load average: %w", err)
+	}
+	return v, nil
 }
