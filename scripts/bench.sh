@@ -195,6 +195,14 @@ if wanted micro; then
 	fi
 fi
 
+# --- cluster: 20 full nodes on loopback (issue 10) ---------------------------
+# BENCH_ONLY=cluster runs only this. Nodes 2..20 bootstrap from node 1; every
+# overlay and DHT listens on its own fixed 127.0.0.1 TCP port. Convergence,
+# provide and find-providers latency (median, p99), a 64 MiB blob fetched by
+# node 20 from node 1 beside a local GET on node 1, RSS of the overlay and
+# DHT children. Budget: 3 minutes (stopping the nodes included), 8 GiB RSS.
+bench cluster 180
+
 # --- summary -----------------------------------------------------------------
 if [ -n "$MNBENCH" ] && [ -s "$RESULTS" ]; then
 	"$MNBENCH" summary -results "$RESULTS"

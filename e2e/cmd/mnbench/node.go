@@ -23,6 +23,7 @@ type nodeOpts struct {
 	config string   // YAML written to a file and passed with --config ("" = none)
 	log    string   // where the parent's stdout+stderr go; "" = a file in the node dir
 	env    []string // extra environment
+	addrs  []string // admin then allPlanes' listen addresses (nil = fresh free ports)
 }
 
 // node is one running parent.
@@ -55,9 +56,14 @@ func startNode(o *opts, no nodeOpts) (*node, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, fmt.Errorf("make node dir: %w", err)
 	}
-	addrs, err := freeAddrs(1 + len(allPlanes))
-	if err != nil {
-		return nil, err
+	addrs := no.addrs
+	if addrs == nil {
+		var err error
+		if addrs, err = freeAddrs(1 + len(allPlanes)); err != nil {
+			return nil, err
+		}
+	} else if len(addrs) != 1+len(allPlanes) {
+		return nil, fmt.Errorf("nodeOpts.addrs: want %d addresses, got %d", 1+len(allPlanes), len(addrs))
 	}
 	n := &node{dir: dir, admin: addrs[0], listen: map[string]string{}, logPath: no.log}
 	if n.logPath == "" {
