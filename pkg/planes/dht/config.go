@@ -18,7 +18,7 @@ const (
 	DefaultReprovideInterval = 12 * time.Hour
 	// DefaultBootstrapPoll is how often the overlay's peer table is read for
 	// new DHT peers to connect to.
-	DefaultBootstrapPoll = 5 * time.Second
+	DefaultBootstrapPoll = time.Second
 	// DefaultRecordRefresh is how often the node's signed record is fetched
 	// from the overlay and stored in the DHT again (also when it did not
 	// change, so it outlives the DHT's record expiry).

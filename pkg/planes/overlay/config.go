@@ -31,7 +31,7 @@ const (
 	DefaultMaxFetchesPerPeer = 4
 	DefaultMaxPeers          = 64
 	DefaultRepublish         = time.Minute
-	DefaultPoll              = 5 * time.Second
+	DefaultPoll              = time.Second
 	DefaultDialTick          = time.Second
 	DefaultPingInterval      = 15 * time.Second
 	DefaultPeerTTL           = 10 * time.Minute
