@@ -23,9 +23,22 @@ func TestGatewayInternalsOffThePublicPort(t *testing.T) {
 			t.Errorf("gateway public GET %s: %d %v, want %d", path, code, err, want)
 		}
 	}
-	internal := internalListenOf(t, childPID(t, n, "gateway"))
-	if !strings.HasPrefix(internal, "127.0.0.1:") {
-		t.Fatalf("--internal-listen %q is not on loopback", internal)
+	// The gateway binds --internal-listen 127.0.0.1:0 and names the port
+	// in its ready message; status shows it as the gateway's metrics_addr.
+	if arg := internalListenOf(t, childPID(t, n, "gateway")); arg != "127.0.0.1:0" {
+		t.Errorf("--internal-listen %q, want 127.0.0.1:0 (the kernel picks the port)", arg)
+	}
+	var st struct {
+		Services map[string]struct {
+			MetricsAddr string `json:"metrics_addr"`
+		} `json:"services"`
+	}
+	if code := getJSON(t, n.url("/api/v1/status"), &st); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	internal := st.Services["gateway"].MetricsAddr
+	if !strings.HasPrefix(internal, "127.0.0.1:") || internal == "127.0.0.1:0" {
+		t.Fatalf("gateway metrics_addr %q is not a bound loopback address", internal)
 	}
 	if m := scrape(t, "http://"+internal+"/metrics"); !strings.Contains(m, "macronode_gateway_http_requests_total") {
 		t.Errorf("the internal /metrics lacks the gateway's series")

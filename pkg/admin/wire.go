@@ -77,6 +77,7 @@ type ServiceStatus struct {
 	Ready         bool         `json:"ready"`
 	Critical      bool         `json:"critical"`
 	Listen        string       `json:"listen"`
+	MetricsAddr   string       `json:"metrics_addr,omitempty"` // where the parent scrapes /metrics, when not listen
 	LastExit      string       `json:"last_exit"`
 	LastError     string       `json:"last_error"`
 	NextRestart   time.Time    `json:"next_restart,omitzero"` // when in backoff or failed
@@ -129,7 +130,7 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 	}
 	return ServiceStatus{
 		State: string(st.State), PID: st.PID, Restarts: st.Restarts, UptimeSeconds: st.UptimeSeconds,
-		Ready: st.Ready, Critical: st.Critical, Listen: st.Listen, LastExit: st.LastExit, LastError: st.LastError,
+		Ready: st.Ready, Critical: st.Critical, Listen: st.Listen, MetricsAddr: st.MetricsAddr, LastExit: st.LastExit, LastError: st.LastError,
 		NextRestart: st.NextRestart, BackoffDelay: st.BackoffDelay, Exits: exits,
 		StopDeadline: st.StopDeadline,
 	}

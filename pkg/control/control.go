@@ -72,8 +72,11 @@ type Message struct {
 	Version  string `json:"version,omitempty"`
 	Protocol int    `json:"protocol,omitempty"`
 
-	// ready
-	Addr string `json:"addr,omitempty"`
+	// ready: Addr serves the plane; MetricsAddr, when set, is where the
+	// child serves /metrics and /version instead (the gateway's internal
+	// listener, bound by the child on a port the kernel picked).
+	Addr        string `json:"addr,omitempty"`
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 
 	// health: OK is a pointer so that "ok":false is distinguishable from absent.
 	OK     *bool  `json:"ok,omitempty"`
@@ -96,6 +99,11 @@ func Hello(service string, pid int, token, version string) Message {
 
 // Ready tells the parent the child serves on addr.
 func Ready(addr string) Message { return Message{Type: TypeReady, Addr: addr} }
+
+// ReadyWithMetrics is Ready for a child whose /metrics is not on addr.
+func ReadyWithMetrics(addr, metricsAddr string) Message {
+	return Message{Type: TypeReady, Addr: addr, MetricsAddr: metricsAddr}
+}
 
 // Health reports the child's own view of its health.
 func Health(ok bool, detail string) Message {

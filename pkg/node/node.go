@@ -114,11 +114,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	specs := Specs(cfg)
-	for i := range specs {
-		if addr, ok := OpsAddr(specs[i]); ok {
-			specs[i].MetricsAddr = addr
-		}
-	}
 	nodeKey, err := LoadNodeKey(cfg)
 	if err != nil {
 		return err

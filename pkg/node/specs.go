@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-	"net"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -138,11 +136,10 @@ func gatewayArgs(cfg *config.Config, on map[string]bool) []string {
 		args = append(args, "--trusted-proxies", strings.Join(cfg.GatewayTrustedProxies, ","))
 	}
 	// /metrics and /version are off the public port (SPEC §7): the gateway
-	// serves them on a loopback port picked here, which the parent scrapes
-	// (OpsAddr).
-	if addr, err := freeLoopbackAddr(); err == nil {
-		args = append(args, FlagInternalListen, addr)
-	}
+	// serves them on a loopback port the kernel picks when it binds, and
+	// names it in its ready message, where the parent scrapes it. (A port
+	// picked here and bound later could be taken in between, for good.)
+	args = append(args, FlagInternalListen, "127.0.0.1:0")
 	if t := cfg.GatewayTLS; t.Cert != "" {
 		args = append(args, "--tls-cert", t.Cert, "--tls-key", t.Key, "--pq-mode", cfg.PQMode)
 	}
@@ -187,30 +184,3 @@ func envList(m map[string]string) []string {
 
 // FlagInternalListen is the gateway's flag for its internal listener.
 const FlagInternalListen = "--internal-listen"
-
-// OpsAddr returns the address a child serves /metrics and /version on when
-// that is not its listen address (the gateway's --internal-listen), from the
-// arguments Specs gave it.
-func OpsAddr(spec supervisor.Spec) (string, bool) {
-	for i := 0; i+1 < len(spec.Args); i++ {
-		if spec.Args[i] == FlagInternalListen {
-			return spec.Args[i+1], true
-		}
-	}
-	return "", false
-}
-
-// freeLoopbackAddr asks the kernel for a free port on 127.0.0.1. The port is
-// free when asked; a child that then fails to bind it fails its start and is
-// restarted with the same address, as for a taken listen address.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("pick a loopback port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("pick a loopback port: %w", err)
-	}
-	return addr, nil
-}

@@ -152,6 +152,9 @@ func (r *runner) event(ev event) {
 		stopTimer(&r.startT)
 		v.updateReady(p.pid, "", func(st *Status) {
 			st.State, st.Ready = StateRunning, true
+			if ev.msg.MetricsAddr != "" {
+				st.MetricsAddr = ev.msg.MetricsAddr
+			}
 			if ev.msg.Addr != "" {
 				st.Listen = ev.msg.Addr
 			}

@@ -253,7 +253,7 @@ func (r *runtime) monitor(ctx context.Context, svc Service, ctl *controlClient, 
 			if ctl != nil {
 				if ok && !announced {
 					announced = true
-					_ = ctl.send(control.Ready(addr))
+					_ = ctl.send(readyMessage(svc, addr))
 				} else {
 					_ = ctl.send(control.Health(ok, detail))
 				}
@@ -265,4 +265,21 @@ func (r *runtime) monitor(ctx context.Context, svc Service, ctl *controlClient, 
 		case <-t.C:
 		}
 	}
+}
+
+// MetricsAddresser is implemented by a Service that serves /metrics on an
+// address of its own (a plane with PrivateOps): the parent learns it from
+// the ready message and scrapes it there.
+type MetricsAddresser interface {
+	MetricsAddr() string
+}
+
+// readyMessage is ready{addr} plus the service's metrics address, if any.
+func readyMessage(svc Service, addr string) control.Message {
+	if m, ok := svc.(MetricsAddresser); ok {
+		if ma := m.MetricsAddr(); ma != "" {
+			return control.ReadyWithMetrics(addr, ma)
+		}
+	}
+	return control.Ready(addr)
 }

@@ -328,6 +328,10 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 	return s, nil
 }
 
+// MetricsAddr is InternalAddr: the runtime sends it to the parent in the
+// ready message (svcrt.MetricsAddresser), so the parent scrapes /metrics there.
+func (s *Server) MetricsAddr() string { return s.InternalAddr() }
+
 // InternalAddr is the bound address of the internal listener, "" without one.
 func (s *Server) InternalAddr() string {
 	if s.ops == nil {
