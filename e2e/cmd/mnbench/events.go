@@ -19,10 +19,35 @@ func init() {
 }
 
 // storageNode starts a ready node running storage only, restarted at once
-// after a kill once it has been up for -stable-after.
-func storageNode(ctx context.Context, o *opts) (*node, error) {
+// after a kill once it has been up for -stable-after. Without the binaries
+// it records figure as skipped and returns a nil node.
+func storageNode(ctx context.Context, o *opts, t *table, figure string) (*node, error) {
+	if err := needBins(o.binDir, "macronode", "svc-storage"); err != nil {
+		t.skip(figure, err.Error())
+		return nil, nil
+	}
 	planes := []string{"storage"}
 	return startReadyNode(ctx, o, nodeOpts{planes: planes, config: supervisedConfig(planes, o.stable)})
+}
+
+// eventChan streams the node's events into a channel until ctx ends.
+func eventChan(ctx context.Context, n *node) (<-chan sseEvent, error) {
+	resp, err := openEvents(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	evs := make(chan sseEvent, 1024)
+	go func() {
+		defer close(evs)
+		defer resp.Body.Close()
+		readEvents(resp.Body, func(ev sseEvent) {
+			select {
+			case evs <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return evs, nil
 }
 
 // nextReady waits for a ready event of storage from a pid other than old.
@@ -50,24 +75,17 @@ func benchFaultReady(ctx context.Context, o *opts) error {
 	runs := o.runsOr(10, 5)
 	t := newTable(o, "Events", fmt.Sprintf("fault -> ready through the API: POST fault kill, then the events stream's ready of the new pid (%d rounds)", runs))
 	defer t.print()
-	if err := needBins(o.binDir, "macronode", "svc-storage"); err != nil {
-		t.skip("fault -> ready", err.Error())
-		return nil
-	}
-	n, err := storageNode(ctx, o)
-	if err != nil {
+	n, err := storageNode(ctx, o, t, "fault -> ready")
+	if err != nil || n == nil {
 		return err
 	}
 	defer func() { _ = n.stop() }()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	resp, err := openEvents(sctx, n)
+	evs, err := eventChan(sctx, n)
 	if err != nil {
 		return err
 	}
-	evs := make(chan sseEvent, 1024)
-	go func() { readEvents(resp.Body, func(ev sseEvent) { evs <- ev }); close(evs) }()
-	defer resp.Body.Close()
 
 	wait, note := stableWait(o)
 	var samples []float64
@@ -84,12 +102,14 @@ func benchFaultReady(ctx context.Context, o *opts) error {
 		if err := postFault(ctx, n, "storage"); err != nil {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
-		if prev, err = nextReady(ctx, evs, pid, 30*time.Second); err != nil {
+		next, err := nextReady(ctx, evs, pid, 30*time.Second)
+		if err != nil {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
 		d := time.Since(t0)
 		samples = append(samples, ms(d))
-		progress("  round %d/%d: fault -> ready %.2fms (pid %d -> %d)", i+1, runs, ms(d), pid, prev)
+		progress("  round %d/%d: fault -> ready %.2fms (pid %d -> %d)", i+1, runs, ms(d), pid, next)
+		prev = pid
 	}
 	t.add("fault kill -> ready event of the new pid", "ms", samples, note)
 	return nil
@@ -119,12 +139,8 @@ func benchEventsFanout(ctx context.Context, o *opts) error {
 	window := o.durOr(0, 20*time.Second, 8*time.Second)
 	t := newTable(o, "Events", fmt.Sprintf("events delivered to %d SSE clients while storage is killed in a loop (%s)", clients, window))
 	defer t.print()
-	if err := needBins(o.binDir, "macronode", "svc-storage"); err != nil {
-		t.skip("events delivered", err.Error())
-		return nil
-	}
-	n, err := storageNode(ctx, o)
-	if err != nil {
+	n, err := storageNode(ctx, o, t, "events delivered")
+	if err != nil || n == nil {
 		return err
 	}
 	defer func() { _ = n.stop() }()
@@ -137,13 +153,10 @@ func benchEventsFanout(ctx context.Context, o *opts) error {
 	}
 	// One more stream paces the faults: the next kill follows the ready
 	// of the previous new child, so every round is a full restart.
-	pace, err := openEvents(sctx, n)
+	evs, err := eventChan(sctx, n)
 	if err != nil {
 		return err
 	}
-	evs := make(chan sseEvent, 1024)
-	go func() { readEvents(pace.Body, func(ev sseEvent) { evs <- ev }); close(evs) }()
-	defer pace.Body.Close()
 
 	st, err := n.service(ctx, "storage")
 	if err != nil {
@@ -178,12 +191,8 @@ func benchSSECPU(ctx context.Context, o *opts) error {
 	window := o.durOr(0, 60*time.Second, 30*time.Second)
 	t := newTable(o, "Events", fmt.Sprintf("the parent's CPU with %d idle SSE clients over %s", clients, window))
 	defer t.print()
-	if err := needBins(o.binDir, "macronode", "svc-storage"); err != nil {
-		t.skip("parent CPU", err.Error())
-		return nil
-	}
-	n, err := storageNode(ctx, o)
-	if err != nil {
+	n, err := storageNode(ctx, o, t, "parent CPU")
+	if err != nil || n == nil {
 		return err
 	}
 	defer func() { _ = n.stop() }()
