@@ -8,11 +8,14 @@
 #   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
 #   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
 #   Go           the microbenchmarks under ./pkg/... (and benchstat if it runs)
+#   Events       fault -> ready through the API, events/s to 100 SSE clients,
+#                the parent's CPU with 1,000 idle SSE clients
 #
 # Environment:
 #   BENCH_QUICK=1     shorter everything (about 3 minutes instead of about 10)
 #   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
-#                     loglines storage mailbox micro (space separated)
+#                     loglines storage mailbox faultready eventsfanout ssecpu
+#                     micro (space separated)
 #   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
 #
 # Everything listens on 127.0.0.1 only, is bounded in time, and every process
@@ -169,6 +172,17 @@ else
 	bench loglines 120
 	bench storage 420
 	bench mailbox 300 "${REDIS_FLAG[@]}"
+fi
+
+# --- Events: the live view (GET /api/v1/events, POST .../fault) ----------------
+if [ "$QUICK" = 1 ]; then
+	bench faultready 120
+	bench eventsfanout 120
+	bench ssecpu 120 # 30 s window (after about 20 s of connecting)
+else
+	bench faultready 180
+	bench eventsfanout 150
+	bench ssecpu 150 # 60 s window
 fi
 
 # --- Go microbenchmarks ------------------------------------------------------

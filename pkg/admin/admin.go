@@ -410,7 +410,7 @@ func (s *Server) bodyCap(next http.Handler) http.Handler {
 func (s *Server) timeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var d time.Duration
-		if cfg := s.config(); cfg != nil && r.URL.Path != EventsPath { // a stream outlives any request timeout
+		if cfg := s.config(); cfg != nil && r.URL.Path != EventsPath && !isLogFollow(r) { // a stream outlives any request timeout
 			d = cfg.WriteTimeout.D()
 		}
 		httpx.Timeout(d, next).ServeHTTP(w, r)

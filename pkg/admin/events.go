@@ -53,19 +53,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer sub.Close()
 
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(write func(io.Writer) error) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)) // unsupported only under test recorders
-		if err := write(w); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := startSSE(w)
 	if sub.Gap != nil {
 		if !send(func(w io.Writer) error { return writeGap(w, sub.Gap) }) {
 			return
@@ -101,6 +89,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+	}
+}
+
+// startSSE answers 200 as an event stream and returns the function that
+// writes one piece of it (under a fresh write deadline) and flushes it;
+// false means the client is gone.
+func startSSE(w http.ResponseWriter) func(write func(io.Writer) error) bool {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return func(write func(io.Writer) error) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout)) // unsupported only under test recorders
+		return write(w) == nil && rc.Flush() == nil
 	}
 }
 

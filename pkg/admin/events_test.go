@@ -18,9 +18,15 @@ var errStop = errors.New("enough frames")
 // subscribed (it answers only after subscribing).
 func openStream(t *testing.T, n *testNode, query string, hdr map[string]string) *http.Response {
 	t.Helper()
+	return openPath(t, n, EventsPath+query, hdr)
+}
+
+// openPath GETs path (a stream) with hdr, for at most 10 seconds.
+func openPath(t *testing.T, n *testNode, path string, hdr map[string]string) *http.Response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", n.url+EventsPath+query, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", n.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

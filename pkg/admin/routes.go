@@ -258,6 +258,10 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusServiceUnavailable, "", "no supervisor is running on this node")
 		return
 	}
+	if isLogFollow(r) {
+		s.handleLogsFollow(w, r, name, n)
+		return
+	}
 	lines, err := s.opts.Services.Logs(name, n)
 	if err != nil {
 		writeServiceError(w, "logs", name, err)

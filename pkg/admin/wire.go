@@ -112,6 +112,7 @@ type ExitRecord struct {
 
 // LogLine is one line a service's child wrote.
 type LogLine struct {
+	Seq    uint64    `json:"seq,omitempty"` // position in the service's log since the parent started
 	Time   time.Time `json:"time"`
 	Stream string    `json:"stream"` // "stdout" or "stderr"
 	Text   string    `json:"text"`
@@ -140,9 +141,13 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 func logLinesOf(lines []supervisor.LogLine) []LogLine {
 	out := make([]LogLine, len(lines))
 	for i, l := range lines {
-		out[i] = LogLine{Time: l.Time, Stream: l.Stream, Text: l.Text}
+		out[i] = logLineOf(l)
 	}
 	return out
+}
+
+func logLineOf(l supervisor.LogLine) LogLine {
+	return LogLine{Seq: l.Seq, Time: l.Time, Stream: l.Stream, Text: l.Text}
 }
 
 // NodeStatus is the "node" of GET /api/v1/status: the node id, the overlay

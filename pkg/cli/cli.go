@@ -18,7 +18,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -41,8 +40,7 @@ type Env struct {
 	// os.Environ. `run` calls it again on every reload.
 	Environ func() []string
 
-	pollEvery time.Duration                             // `logs -f` poll period; 0 means 500ms
-	runNode   func(context.Context, node.Options) error // the daemon; nil means node.Run
+	runNode func(context.Context, node.Options) error // the daemon; nil means node.Run
 }
 
 func (e Env) environ() []string {

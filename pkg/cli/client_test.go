@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/admin"
 )
 
@@ -27,6 +25,7 @@ type fakeNode struct {
 	logLines []admin.LogLine
 	services map[string]any // GET /api/v1/status services; nil: a fixed set of three
 	logPolls int            // GET .../logs answered
+	follow   followState    // GET .../logs?follow=1 (logsfollow_test.go)
 	srv      *httptest.Server
 }
 
@@ -83,6 +82,14 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad lines", "code": "bad_request"})
 			return
 		}
+		if r.PathValue("name") == "nosuch" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service \"nosuch\"", "code": "unknown_service"})
+			return
+		}
+		if r.URL.Query().Get("follow") == "1" {
+			f.serveFollow(w, r, n)
+			return
+		}
 		f.mu.Lock()
 		f.logPolls++
 		lines := f.logLines
@@ -108,6 +115,7 @@ func (f *fakeNode) addLine(text string) {
 		Stream: "stderr",
 		Text:   text,
 	})
+	f.wakeFollowersLocked()
 }
 
 func TestStatus(t *testing.T) {
@@ -213,32 +221,6 @@ func TestLogs(t *testing.T) {
 	want := "2025-01-02T03:04:05.000000003Z stderr line 3\n2025-01-02T03:04:05.000000004Z stderr line 4\n"
 	if r.code != ExitOK || r.stdout != want {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-}
-
-func TestLogsFollow(t *testing.T) {
-	t.Parallel()
-	f := newFakeNode(t, "")
-	f.addLine("before")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		env := Env{Stdout: &stdout, Stderr: &stderr, pollEvery: 10 * time.Millisecond,
-			Environ: func() []string { return []string{"RON_HTTP_ADDR=" + f.addr()} }}
-		done <- Run(ctx, []string{"macronode", "logs", "storage", "-f", "-n", "10"}, env)
-	}()
-	testutil.Eventually(t, 5*time.Second, `"before" on stdout`, func() bool { return strings.Contains(stdout.String(), "before") })
-	f.addLine("after 1")
-	f.addLine("after 2")
-	testutil.Eventually(t, 5*time.Second, `"after 2" on stdout`, func() bool { return strings.Contains(stdout.String(), "after 2") })
-	cancel()
-	if code := <-done; code != ExitOK {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	if got := strings.Count(stdout.String(), "\n"); got != 3 {
-		t.Errorf("want each line once, got:\n%s", stdout.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,9 +14,6 @@ import (
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
 )
-
-// followLines is how many lines `logs -f` asks for on each poll.
-const followLines = 1000
 
 // clientFlags are shared by the commands that talk to a running node.
 func clientFlags(extra ...ucli.Flag) []ucli.Flag {
@@ -191,8 +187,10 @@ func logsCommand(env Env) *ucli.Command {
 		Usage:     "print recent log lines of one service",
 		UsageText: "macronode logs SERVICE [-n N] [-f] [--config PATH] [--http-addr ADDR]",
 		Description: "Reads the parent's ring buffer of the child's stdout and stderr\n" +
-			"(GET /api/v1/services/SERVICE/logs). With -f, keeps polling every 500ms and\n" +
-			"prints new lines until interrupted.\n\n" +
+			"(GET /api/v1/services/SERVICE/logs). With -f, prints the last N lines, then\n" +
+			"each new line as the node streams it (?follow=1, Server-Sent Events) until\n" +
+			"interrupted, reconnecting where it left off if the connection breaks; lines\n" +
+			"the node's buffer dropped before they could be sent are counted on stderr.\n\n" +
 			"Example:\n   macronode logs storage -n 50 -f",
 		Flags: clientFlags(
 			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines"},
@@ -212,85 +210,22 @@ func logsCommand(env Env) *ucli.Command {
 				return err
 			}
 			defer cl.close()
+			if c.Bool("follow") {
+				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if err := followLogs(ctx, env, cl, name, n); err != nil {
+					return failure(fmt.Errorf("logs %s: %w", name, err))
+				}
+				return nil
+			}
 			lines, err := cl.logs(c.Context, name, n)
 			if err != nil {
 				return failure(fmt.Errorf("logs %s: %w", name, err))
 			}
 			printLines(env, lines)
-			if !c.Bool("follow") {
-				return nil
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return follow(ctx, env, cl, name, lines)
+			return nil
 		},
 	}
-}
-
-// follow polls for new lines until ctx ends. The API has no cursor: each
-// answer is the tail of the ring buffer (up to followLines lines), so the
-// new lines are those after the last line already printed. If that line is
-// no longer in the answer, the buffer rotated past it between two polls:
-// the whole answer is printed after a notice on stderr, and only what the
-// buffer itself dropped is missing.
-func follow(ctx context.Context, env Env, cl *client, name string, printed []admin.LogLine) error {
-	every := env.pollEvery
-	if every <= 0 {
-		every = 500 * time.Millisecond
-	}
-	var last *admin.LogLine
-	if len(printed) > 0 {
-		last = &printed[len(printed)-1]
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		cur, err := cl.logs(ctx, name, followLines)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return failure(fmt.Errorf("logs %s: %w", name, err))
-		}
-		next, found := newLines(last, cur)
-		if !found {
-			fmt.Fprintf(env.Stderr, "macronode: the log buffer of %s rotated past the last line shown; lines it dropped in between are lost, nothing else\n", name)
-		}
-		printLines(env, next)
-		if len(next) > 0 {
-			last = &next[len(next)-1]
-		}
-	}
-}
-
-// newLines returns the lines of cur after last, the line printed most
-// recently (compared by time, stream and text), searching from the end so
-// the latest copy wins. found is false when cur does not hold last (the
-// buffer rotated past it): then all of cur is new. With nothing printed
-// yet (last nil) everything is new and found is true; an empty answer has
-// nothing new.
-func newLines(last *admin.LogLine, cur []admin.LogLine) (next []admin.LogLine, found bool) {
-	if last == nil {
-		return cur, true
-	}
-	if len(cur) == 0 {
-		return nil, true
-	}
-	for i := len(cur) - 1; i >= 0; i-- {
-		if sameLine(cur[i], *last) {
-			return cur[i+1:], true
-		}
-	}
-	return cur, false
-}
-
-func sameLine(a, b admin.LogLine) bool {
-	return a.Time.Equal(b.Time) && a.Stream == b.Stream && a.Text == b.Text
 }
 
 func printLines(env Env, lines []admin.LogLine) {

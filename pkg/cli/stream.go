@@ -30,9 +30,17 @@ func (cl *client) stream(ctx context.Context, lastID string, history, follow boo
 	if !follow {
 		q.Set("follow", "0")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+admin.EventsPath+"?"+q.Encode(), nil)
+	return cl.sse(ctx, admin.EventsPath+"?"+q.Encode(), lastID, follow, f)
+}
+
+// sse reads the Server-Sent Events answer of GET path from lastID (sent as
+// Last-Event-ID) and calls f for each frame until f fails, the stream ends,
+// or ctx ends. It returns the id of the last frame that had one. A
+// followed stream that the node ends is errStreamEnded.
+func (cl *client) sse(ctx context.Context, path, lastID string, follow bool, f func(events.Frame) error) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+path, nil)
 	if err != nil {
-		return lastID, fmt.Errorf("events: %w", err)
+		return lastID, fmt.Errorf("stream %s: %w", path, err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if lastID != "" {
@@ -44,7 +52,7 @@ func (cl *client) stream(ctx context.Context, lastID string, history, follow boo
 	// No overall timeout: the stream lasts as long as ctx.
 	resp, err := (&http.Client{Transport: cl.http.Transport}).Do(req)
 	if err != nil {
-		return lastID, fmt.Errorf("events %s: %w", cl.base, err)
+		return lastID, fmt.Errorf("stream %s%s: %w", cl.base, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -89,10 +97,20 @@ var errStreamEnded = errors.New("event stream ended")
 // followEvents keeps a stream open across reconnects, resuming from the last id
 // seen, until ctx ends or f fails; a refused request (4xx) ends it.
 func (cl *client) followEvents(ctx context.Context, lastID string, history bool, f func(events.Frame) error) error {
+	return followSSE(ctx, lastID, func(lastID string) (string, error) {
+		return cl.stream(ctx, lastID, history && lastID == "", true, f)
+	})
+}
+
+// followSSE calls open (one stream from lastID, returning the last id
+// seen) again after each transport failure or end of stream, with a
+// growing delay, until ctx ends or open ends without error; an error
+// answer or a frame handler's own error ends it with that error.
+func followSSE(ctx context.Context, lastID string, open func(lastID string) (string, error)) error {
 	delay := 100 * time.Millisecond
 	for {
 		var err error
-		lastID, err = cl.stream(ctx, lastID, history && lastID == "", true, f)
+		lastID, err = open(lastID)
 		var ae *apiError
 		switch {
 		case ctx.Err() != nil, err == nil: // ctx ended, or the handler stopped it

@@ -27,23 +27,33 @@ const (
 )
 
 // ring is a fixed-size buffer of the most recent lines; insert is O(1) under
-// a short mutex.
+// a short mutex. Each line gets the next sequence number (from 1), so
+// followers can hold a cursor into it (logcursor.go).
 type ring struct {
 	mu    sync.Mutex
 	lines []LogLine
 	next  int // index of the slot the next line goes to
 	full  bool
+	epoch string        // random per ring: a cursor from another parent run is told apart
+	total uint64        // lines ever added: the Seq of the newest line
+	wake  chan struct{} // closed by the next add; made only when a follower waits
 }
 
-func newRing(n int) *ring { return &ring{lines: make([]LogLine, n)} }
+func newRing(n int) *ring { return &ring{lines: make([]LogLine, n), epoch: newEpoch()} }
 
 func (r *ring) add(l LogLine) {
 	r.mu.Lock()
+	r.total++
+	l.Seq = r.total
 	r.lines[r.next] = l
 	r.next++
 	if r.next == len(r.lines) {
 		r.next = 0
 		r.full = true
+	}
+	if r.wake != nil {
+		close(r.wake)
+		r.wake = nil
 	}
 	r.mu.Unlock()
 }

@@ -121,6 +121,7 @@ type Exit struct {
 
 // LogLine is one line a child wrote.
 type LogLine struct {
+	Seq    uint64 // position in the service's log since the parent started, from 1
 	Time   time.Time
 	Stream string // "stdout" or "stderr"
 	Text   string
