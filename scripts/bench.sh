@@ -7,12 +7,14 @@
 #                cold start, idle RSS/CPU, log lines/s through the parent
 #   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
 #   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
+#   DHT sim      1,000 kad-dht nodes on libp2p's mocknet in one process, 10%
+#                churn: lookup success, hops, latency, RSS (pkg/planes/dht/dhtsim)
 #   Go           the microbenchmarks under ./pkg/... (and benchstat if it runs)
 #
 # Environment:
 #   BENCH_QUICK=1     shorter everything (about 3 minutes instead of about 10)
 #   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
-#                     loglines storage mailbox micro (space separated)
+#                     loglines storage mailbox dhtsim micro (space separated)
 #   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
 #
 # Everything listens on 127.0.0.1 only, is bounded in time, and every process
@@ -169,6 +171,30 @@ else
 	bench loglines 120
 	bench storage 420
 	bench mailbox 300 "${REDIS_FLAG[@]}"
+fi
+
+# --- DHT simulation: 1,000 kad-dht nodes on mocknet, in-process, no sockets --
+# Its own 5-minute budget (the program stops itself at -timeout and prints
+# what it measured; `timeout` is the backstop). Quick mode keeps the 1,000
+# nodes and runs fewer lookups.
+if wanted dhtsim; then
+	say ""
+	say "== dhtsim: in-process kad-dht network on libp2p's mocknet, with churn =="
+	DHTSIM="$BENCH_TMP/dhtsim"
+	if ! go build -o "$DHTSIM" ./pkg/planes/dht/dhtsim; then
+		skip "dhtsim: it does not build"
+	else
+		if [ "$QUICK" = 1 ]; then DS_ARGS=(-lookups 150 -keys 100); else DS_ARGS=(-lookups 300 -keys 200); fi
+		timeout -k 20 300 "$DHTSIM" -nodes 1000 -timeout 285s -results "$RESULTS" "${DS_ARGS[@]}" 2>&1 &
+		CUR_GROUP=$!
+		wait "$CUR_GROUP"
+		case $? in
+		0) ;;
+		124 | 137) say "skipped: rest of dhtsim: over its 300s time limit" ;;
+		*) say "note: dhtsim exited with an error (its figures so far are kept)" ;;
+		esac
+		CUR_GROUP=""
+	fi
 fi
 
 # --- Go microbenchmarks ------------------------------------------------------
