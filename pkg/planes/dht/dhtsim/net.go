@@ -188,17 +188,20 @@ func (n *network) addSeed(ctx context.Context) error {
 	return nil
 }
 
-// leave takes nd off the network for good: no node can dial it any more
-// (its links are gone), its connections close, its kad-dht stops.
-func (n *network) leave(nd *node) error {
+// leaveRandom takes a random live node for which ok is true off the
+// network for good: no node can dial it any more (its links are gone), its
+// connections close, its kad-dht stops. It returns false if no node fits.
+// ok runs under the network's lock.
+func (n *network) leaveRandom(ok func(*node) bool) (bool, error) {
 	n.mu.Lock()
-	delete(n.all, nd.h.ID())
-	for i, l := range n.live {
-		if l == nd {
-			n.live = append(n.live[:i], n.live[i+1:]...)
-			break
-		}
+	i := n.pickLocked(ok)
+	if i < 0 {
+		n.mu.Unlock()
+		return false, nil
 	}
+	nd := n.live[i]
+	n.live = append(n.live[:i], n.live[i+1:]...)
+	delete(n.all, nd.h.ID())
 	others := make([]peer.ID, 0, len(n.all))
 	for id := range n.all {
 		others = append(others, id)
@@ -210,28 +213,38 @@ func (n *network) leave(nd *node) error {
 	errKad := nd.kad.Close()
 	errHost := nd.h.Close()
 	if errKad != nil {
-		return fmt.Errorf("close kad-dht: %w", errKad)
+		return true, fmt.Errorf("close kad-dht: %w", errKad)
 	}
 	if errHost != nil {
-		return fmt.Errorf("close host: %w", errHost)
+		return true, fmt.Errorf("close host: %w", errHost)
+	}
+	return true, nil
+}
+
+// pick returns a random live node for which ok is true, or nil. ok runs
+// under the network's lock.
+func (n *network) pick(ok func(*node) bool) *node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if i := n.pickLocked(ok); i >= 0 {
+		return n.live[i]
 	}
 	return nil
 }
 
-// pick returns a random live node for which ok is true, or nil.
-func (n *network) pick(ok func(*node) bool) *node {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// pickLocked is the index in live of a random node for which ok is true,
+// or -1 when a bounded number of draws finds none.
+func (n *network) pickLocked(ok func(*node) bool) int {
 	for range 64 {
 		if len(n.live) == 0 {
-			return nil
+			return -1
 		}
-		nd := n.live[n.rng.IntN(len(n.live))]
-		if ok(nd) {
-			return nd
+		i := n.rng.IntN(len(n.live))
+		if ok(n.live[i]) {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // lookup returns the live-or-joining node with this id, or nil if it left.

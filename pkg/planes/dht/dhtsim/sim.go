@@ -152,14 +152,23 @@ func (s *sim) build(ctx context.Context, rep reporter) error {
 // provideOne provides the next key from a random live node that is not
 // leaving, and returns how long the provide took.
 func (s *sim) provideOne(ctx context.Context, canProvide func(*node) bool) (time.Duration, error) {
-	nd := s.net.pick(canProvide)
+	// Marked as a provider while the network is locked, so that no churn
+	// turn can take it off the network between the pick and the mark.
+	nd := s.net.pick(func(nd *node) bool {
+		if !canProvide(nd) {
+			return false
+		}
+		s.mu.Lock()
+		s.providers[nd.h.ID()] = true
+		s.mu.Unlock()
+		return true
+	})
 	if nd == nil {
 		return 0, errors.New("no live node may provide")
 	}
 	s.mu.Lock()
 	i := s.nextKey
 	s.nextKey++
-	s.providers[nd.h.ID()] = true
 	s.mu.Unlock()
 	key, err := keyFor(i)
 	if err != nil {
@@ -285,15 +294,15 @@ func (s *sim) churnPhase(ctx context.Context, rep reporter) (*phaseStats, error)
 		})
 		var mu sync.Mutex
 		parallel(ctx, turns, churnWorkers(s.c.parallel), func(int) {
-			out := s.net.pick(func(nd *node) bool { return !seeds[nd.h.ID()] && !isProvider(nd) })
-			if out == nil {
+			gone, err := s.net.leaveRandom(func(nd *node) bool { return !seeds[nd.h.ID()] && !isProvider(nd) })
+			if err != nil {
+				fmt.Printf("  note: leave: %v\n", err)
+			}
+			if !gone {
 				mu.Lock()
 				churnErr = errors.New("no node may leave (all are seeds or providers)")
 				mu.Unlock()
 				return
-			}
-			if err := s.net.leave(out); err != nil {
-				fmt.Printf("  note: leave: %v\n", err)
 			}
 			nd, err := s.net.add()
 			if err == nil {
