@@ -34,6 +34,7 @@ type network struct {
 
 	mu       sync.Mutex
 	all      map[peer.ID]*node // every node on the mocknet, joined or joining
+	members  map[peer.ID]bool  // every host on the mocknet, linked to each other
 	live     []*node           // joined and not left
 	nextIP   uint32
 	rng      *mrand.Rand
@@ -45,6 +46,7 @@ func newNetwork(seed uint64, join string) *network {
 		joinMode: join,
 		mn:       mocknet.New(),
 		all:      map[peer.ID]*node{},
+		members:  map[peer.ID]bool{},
 		rng:      mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 }
@@ -90,10 +92,6 @@ func (n *network) add() (*node, error) {
 	n.mu.Lock()
 	n.nextIP++
 	ip := n.nextIP
-	others := make([]peer.ID, 0, len(n.all))
-	for id := range n.all {
-		others = append(others, id)
-	}
 	seeds := n.seeds
 	n.mu.Unlock()
 	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", byte(ip>>16), byte(ip>>8), byte(ip)))
@@ -104,11 +102,9 @@ func (n *network) add() (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mocknet peer: %w", err)
 	}
-	for _, o := range others {
-		if _, err := n.mn.LinkPeers(h.ID(), o); err != nil {
-			_ = h.Close()
-			return nil, fmt.Errorf("link %s to %s: %w", h.ID(), o, err)
-		}
+	if err := n.linkMember(h.ID()); err != nil {
+		_ = h.Close()
+		return nil, err
 	}
 	kad, err := kaddht.New(h, kadOptions(seeds, n.joinMode)...)
 	if err != nil {
@@ -122,9 +118,24 @@ func (n *network) add() (*node, error) {
 	return nd, nil
 }
 
-// join bootstraps nd as a freshly started plane does: it connects to the
-// seeds, then runs one routing-table refresh (a self lookup and a random
-// lookup per bucket) and waits for it; then nd is live.
+// linkMember links id to every member of the network and makes it one.
+// Links are made and removed under the lock, so that two nodes added at
+// the same time are linked to each other, and no node is linked to one
+// that has left.
+func (n *network) linkMember(id peer.ID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for o := range n.members {
+		if _, err := n.mn.LinkPeers(id, o); err != nil {
+			return fmt.Errorf("link %s to %s: %w", id, o, err)
+		}
+	}
+	n.members[id] = true
+	return nil
+}
+
+// join bootstraps nd: it connects to the seeds, waits until one is in its
+// routing table, and fills the table as joinMode says; then nd is live.
 func (n *network) join(ctx context.Context, nd *node) error {
 	n.mu.Lock()
 	seeds := n.seeds
@@ -202,14 +213,11 @@ func (n *network) leaveRandom(ok func(*node) bool) (bool, error) {
 	nd := n.live[i]
 	n.live = append(n.live[:i], n.live[i+1:]...)
 	delete(n.all, nd.h.ID())
-	others := make([]peer.ID, 0, len(n.all))
-	for id := range n.all {
-		others = append(others, id)
+	delete(n.members, nd.h.ID())
+	for o := range n.members {
+		_ = n.mn.UnlinkPeers(nd.h.ID(), o) // every member is linked to nd: see linkMember
 	}
 	n.mu.Unlock()
-	for _, o := range others {
-		_ = n.mn.UnlinkPeers(nd.h.ID(), o) // nodes added after nd may not be linked yet
-	}
 	errKad := nd.kad.Close()
 	errHost := nd.h.Close()
 	if errKad != nil {
