@@ -70,6 +70,7 @@ func (t *hopTracker) hops(holds func(peer.ID) bool) (int, bool) {
 // lookupResult is one find-providers lookup.
 type lookupResult struct {
 	ok      bool          // the expected provider was returned
+	late    bool          // not ok, and the lookup's deadline ended it
 	hops    int           // see hopTracker; 0: the looker held the record itself
 	hopsOK  bool          // hops is known (a record holder was identified)
 	queried int           // peers sent a GET_PROVIDERS
@@ -83,7 +84,7 @@ func (n *network) findProvider(ctx context.Context, from *node, key cid.Cid, wan
 	var res lookupResult
 	if holdsRecord(ctx, from, key, want) {
 		start := time.Now()
-		res.ok = n.findOnce(ctx, from, key, want, timeout, nil)
+		res.ok, res.late = n.findOnce(ctx, from, key, want, timeout, nil)
 		res.elapsed = time.Since(start)
 		res.hopsOK = res.ok
 		return res
@@ -91,7 +92,7 @@ func (n *network) findProvider(ctx context.Context, from *node, key cid.Cid, wan
 	seeds := from.kad.RoutingTable().NearestPeers(kb.ConvertKey(string(mh)), kbBucketSize)
 	tr := newHopTracker(seeds)
 	start := time.Now()
-	res.ok = n.findOnce(ctx, from, key, want, timeout, tr)
+	res.ok, res.late = n.findOnce(ctx, from, key, want, timeout, tr)
 	res.elapsed = time.Since(start)
 	res.queried = len(tr.queried)
 	if res.ok {
@@ -113,8 +114,9 @@ func (n *network) findProvider(ctx context.Context, from *node, key cid.Cid, wan
 const kbBucketSize = 20
 
 // findOnce runs one FindProvidersAsync(count 1) and feeds its query events
-// to tr (when not nil) until the query has ended.
-func (n *network) findOnce(ctx context.Context, from *node, key cid.Cid, want peer.ID, timeout time.Duration, tr *hopTracker) bool {
+// to tr (when not nil) until the query has ended. It returns whether want
+// was found and, if not, whether the deadline ended the lookup.
+func (n *network) findOnce(ctx context.Context, from *node, key cid.Cid, want peer.ID, timeout time.Duration, tr *hopTracker) (found, late bool) {
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := make(chan struct{})
@@ -130,15 +132,15 @@ func (n *network) findOnce(ctx context.Context, from *node, key cid.Cid, want pe
 	} else {
 		close(done)
 	}
-	found := false
 	for ai := range from.kad.FindProvidersAsync(qctx, key, 1) {
 		if ai.ID == want {
 			found = true
 		}
 	}
+	late = !found && qctx.Err() != nil
 	cancel()
 	<-done
-	return found
+	return found, late
 }
 
 // holdsRecord says whether nd's provider store names want for key.

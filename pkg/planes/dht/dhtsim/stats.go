@@ -25,14 +25,17 @@ func quantile(xs []float64, q float64) float64 {
 
 // phaseStats sums up the lookups of one phase.
 type phaseStats struct {
-	lookups, found, hopsKnown int
-	hops, queried, ms         []float64
+	lookups, found, hopsKnown, late int
+	hops, queried, ms               []float64
 }
 
 func (p *phaseStats) add(r lookupResult) {
 	p.lookups++
 	p.ms = append(p.ms, float64(r.elapsed)/float64(time.Millisecond))
 	if !r.ok {
+		if r.late {
+			p.late++
+		}
 		return
 	}
 	p.found++
@@ -83,7 +86,7 @@ func (r reporter) distribution(name string, xs []float64, unit, note string) {
 // phase prints the lookup figures of one phase.
 func (r reporter) phase(label string, p *phaseStats) {
 	r.figure(label+" lookup success", p.successPct(), "%", p.lookups, math.NaN(), math.NaN(),
-		fmt.Sprintf("%d/%d lookups found the provider", p.found, p.lookups))
+		fmt.Sprintf("%d/%d lookups found the provider; of the others %d hit the lookup deadline", p.found, p.lookups, p.late))
 	r.distribution(label+" hops", p.hops, "hops", fmt.Sprintf("%d of %d found lookups", p.hopsKnown, p.found))
 	r.distribution(label+" peers queried", p.queried, "peers", "GET_PROVIDERS sent, found lookups")
 	r.distribution(label+" lookup latency", p.ms, "ms", "all lookups")

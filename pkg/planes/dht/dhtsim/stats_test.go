@@ -73,11 +73,12 @@ func TestPhaseStats(t *testing.T) {
 	p.add(lookupResult{ok: true, hops: 2, hopsOK: true, queried: 10})
 	p.add(lookupResult{ok: true, queried: 12})
 	p.add(lookupResult{ok: false, queried: 30})
+	p.add(lookupResult{ok: false, late: true})
 	p.add(lookupResult{ok: true, hops: 0, hopsOK: true})
-	if p.lookups != 4 || p.found != 3 || p.hopsKnown != 2 || len(p.ms) != 4 || len(p.queried) != 3 {
+	if p.lookups != 5 || p.found != 3 || p.hopsKnown != 2 || p.late != 1 || len(p.ms) != 5 || len(p.queried) != 3 {
 		t.Fatalf("counts: %+v", p)
 	}
-	if got := p.successPct(); got != 75 {
-		t.Fatalf("success = %v, want 75", got)
+	if got := p.successPct(); got != 60 {
+		t.Fatalf("success = %v, want 60", got)
 	}
 }
