@@ -7,15 +7,17 @@
 #                cold start, idle RSS/CPU, log lines/s through the parent
 #   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
 #   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
+#   DHT sim      1,000 kad-dht nodes on libp2p's mocknet in one process, 10%
+#                churn: lookup success, hops, latency, RSS (pkg/planes/dht/dhtsim)
 #   Go           the microbenchmarks under ./pkg/... (and benchstat if it runs)
 #   Events       fault -> ready through the API, events/s to 100 SSE clients,
 #                the parent's CPU with 1,000 idle SSE clients
 #
 # Environment:
-#   BENCH_QUICK=1     shorter everything (about 3 minutes instead of about 10)
+#   BENCH_QUICK=1     shorter everything (the dhtsim section keeps its 5-minute budget)
 #   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
 #                     loglines storage mailbox faultready eventsfanout ssecpu
-#                     micro (space separated)
+#                     dhtsim cluster micro (space separated)
 #   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
 #
 # Everything listens on 127.0.0.1 only, is bounded in time, and every process
@@ -183,6 +185,31 @@ else
 	bench faultready 180
 	bench eventsfanout 150
 	bench ssecpu 150 # 60 s window
+fi
+
+# --- DHT simulation: 1,000 kad-dht nodes on mocknet, in-process, no sockets --
+# Its own 5-minute budget: the program stops itself at -timeout, 30s early
+# to leave time for closing 1,000 nodes, and prints what it measured;
+# `timeout` is the backstop. Quick mode keeps the 1,000 nodes and runs
+# fewer lookups.
+if wanted dhtsim; then
+	say ""
+	say "== dhtsim: in-process kad-dht network on libp2p's mocknet, with churn =="
+	DHTSIM="$BENCH_TMP/dhtsim"
+	if ! go build -o "$DHTSIM" ./pkg/planes/dht/dhtsim; then
+		skip "dhtsim: it does not build"
+	else
+		if [ "$QUICK" = 1 ]; then DS_ARGS=(-lookups 150 -keys 100); else DS_ARGS=(-lookups 300 -keys 200); fi
+		timeout -k 20 300 "$DHTSIM" -nodes 1000 -timeout 270s -results "$RESULTS" "${DS_ARGS[@]}" 2>&1 &
+		CUR_GROUP=$!
+		wait "$CUR_GROUP"
+		case $? in
+		0) ;;
+		124 | 137) say "skipped: rest of dhtsim: over its 300s time limit" ;;
+		*) say "note: dhtsim exited with an error (its figures so far are kept)" ;;
+		esac
+		CUR_GROUP=""
+	fi
 fi
 
 # --- Go microbenchmarks ------------------------------------------------------
