@@ -150,6 +150,7 @@ type Server struct {
 	bindAddr atomic.Value // string: the admin listener's address, set by Serve
 
 	crossOrigin *http.CrossOriginProtection
+	sessions    *sessionKeys // signs the status page's session cookies
 
 	bound    atomic.Bool
 	draining atomic.Bool
@@ -206,6 +207,7 @@ func New(opts Options) (*Server, error) {
 		insecure: opts.Getenv(EnvDevInsecure) == "1",
 
 		crossOrigin: newCrossOrigin(),
+		sessions:    newSessionKeys(),
 		heartbeat:   opts.EventsHeartbeat,
 		sseStop:     make(chan struct{}),
 	}
