@@ -151,7 +151,7 @@ func (s *Server) timeline(now time.Time, svcs []pageService) pageTimeline {
 		if t.Before(from) || t.After(now) {
 			return
 		}
-		x := timelineLabelW + int64(float64(timelinePlotW)*float64(t.Sub(from))/float64(timelineSpan))
+		x := timelineLabelW + min(timelinePlotW-5, int64(float64(timelinePlotW)*float64(t.Sub(from))/float64(timelineSpan))) // r=5: never clipped
 		tl.Marks = append(tl.Marks, timelineMark{Service: svc, Kind: kind, Time: t, Title: title, X: x})
 	}
 	if bus := s.opts.Events; bus != nil {

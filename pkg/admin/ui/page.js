@@ -64,7 +64,7 @@
     for (const cell of $$('[data-seconds]')) {
       const base = Number(cell.dataset.seconds);
       const running = cell.id === 'node-uptime' || cell.closest('tr').dataset.state === 'running';
-      cell.textContent = fmtSeconds(running && base > 0 ? base + dt : base);
+      cell.textContent = fmtSeconds(running ? base + dt : base);
     }
   }
 
@@ -155,7 +155,7 @@
     for (const m of $$('circle.mark', svg)) {
       const t = Number(m.dataset.t);
       if (t < from) { m.remove(); continue; }
-      m.setAttribute('cx', String(labelW + Math.min(plotW, Math.round(plotW * (t - from) / span))));
+      m.setAttribute('cx', String(labelW + Math.min(plotW - 5, Math.round(plotW * (t - from) / span)))); // r=5: never clipped
     }
     for (const li of $$('#timeline-list li[data-t]')) {
       if (Number(li.dataset.t) < from) li.remove();
