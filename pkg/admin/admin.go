@@ -3,7 +3,8 @@
 // parent's own plus every running child's, relabelled with `service`), node
 // status (with the node id and its cluster view from the overlay and dht
 // children), the overlay's peer table, and the operator actions (shutdown,
-// reload, restart/stop/start of one service, a service's recent log lines).
+// reload, restart/stop/start of one service, a service's recent log lines),
+// and the status page at / (page.go) with its browser sign-in (login.go).
 //
 // The package knows the supervisor only through the small Services interface
 // and the configuration only through a func returning the config in force, so
@@ -150,6 +151,7 @@ type Server struct {
 	bindAddr atomic.Value // string: the admin listener's address, set by Serve
 
 	crossOrigin *http.CrossOriginProtection
+	sessions    *sessionKeys // signs the status page's session cookies
 
 	bound    atomic.Bool
 	draining atomic.Bool
@@ -206,6 +208,7 @@ func New(opts Options) (*Server, error) {
 		insecure: opts.Getenv(EnvDevInsecure) == "1",
 
 		crossOrigin: newCrossOrigin(),
+		sessions:    newSessionKeys(),
 		heartbeat:   opts.EventsHeartbeat,
 		sseStop:     make(chan struct{}),
 	}

@@ -21,7 +21,8 @@ func IsLoopbackAddr(addr string) bool { return config.IsLoopbackAddr(addr) }
 
 // requireAuth guards a POST route (SPEC §5):
 //   - admin_token set: `Authorization: Bearer <token>`, compared in constant
-//     time; missing or wrong is 401 with WWW-Authenticate: Bearer.
+//     time, or the session cookie of POST /api/v1/login; missing or wrong
+//     is 401 with WWW-Authenticate: Bearer.
 //   - no token, loopback bind: allowed (a warning was logged at New).
 //   - no token, other bind: 401, unless MACRONODE_DEV_INSECURE=1.
 //
@@ -43,6 +44,10 @@ func (s *Server) requireAuth(next http.Handler) http.Handler {
 			return
 		}
 		got, ok := bearer(r.Header.Get("Authorization"))
+		if !ok && s.hasSession(r, token) { // the status page's cookie (login.go)
+			next.ServeHTTP(w, r)
+			return
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="macronode"`)
 			httpx.Error(w, http.StatusUnauthorized, "", "missing bearer token: send Authorization: Bearer <admin_token>")

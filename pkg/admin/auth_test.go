@@ -113,9 +113,14 @@ func TestAuthMatrix(t *testing.T) {
 					t.Errorf("body %s, calls %v", r.body, fs.Calls())
 				}
 			}
-			// GET routes never need auth.
-			if r := n.get(t, "/api/v1/status"); r.code != 200 {
-				t.Errorf("GET status = %d", r.code)
+			// GET status needs the same credentials as a POST once a token
+			// is set (SPEC §5); without one it is open.
+			want := 200
+			if tc.token != "" && tc.code != 202 {
+				want = 401
+			}
+			if r := n.do(t, "GET", "/api/v1/status", hdr, ""); r.code != want {
+				t.Errorf("GET status = %d, want %d", r.code, want)
 			}
 		})
 	}

@@ -84,7 +84,7 @@ func TestHostCheckOnlyOnLoopback(t *testing.T) {
 	svcs := &fakeServices{}
 	svcs.set(allRunning()...)
 	n := start(t, Options{Config: func() *config.Config { return cfg }, Services: svcs})
-	if r := n.doHost(t, "GET", "/api/v1/status", "node.example", nil, ""); r.code != 200 {
+	if r := n.doHost(t, "GET", "/api/v1/status", "node.example", map[string]string{"Authorization": "Bearer tok"}, ""); r.code != 200 {
 		t.Errorf("status with another Host on a non-loopback bind: %d %s", r.code, r.body)
 	}
 	hdr := map[string]string{"Authorization": "Bearer tok", "Origin": "http://attacker.example"}

@@ -25,7 +25,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /readyz", s.handleReady)
 	m.Handle("GET /metrics", s.metrics.handler)
-	m.HandleFunc("GET /api/v1/status", s.handleStatus)
+	m.Handle("GET /api/v1/status", s.requireTokenIfSet(http.HandlerFunc(s.handleStatus)))
 	m.HandleFunc("GET /api/v1/peers", s.handlePeers)
 	m.Handle("POST /api/v1/shutdown", s.audited(s.requireAuth(http.HandlerFunc(s.handleShutdown))))
 	m.Handle("POST /api/v1/reload", s.audited(s.requireAuth(http.HandlerFunc(s.handleReload))))
@@ -36,6 +36,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/services/{name}/logs", s.handleLogs)
 	m.Handle("GET "+EventsPath, s.requireTokenIfSet(http.HandlerFunc(s.handleEvents)))
 	m.Handle("GET /api/v1/audit", s.requireAuth(http.HandlerFunc(s.handleAudit)))
+	m.HandleFunc("GET /{$}", s.handlePage)
+	m.Handle("GET /ui/", uiHandler())
+	m.Handle("POST "+LoginPath, s.audited(http.HandlerFunc(s.handleLogin)))
+	m.HandleFunc("POST "+LogoutPath, s.handleLogout)
 	s.mux = m
 }
 
@@ -181,15 +185,23 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	resp, _ := s.statusView(r.Context())
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.JSON(w, http.StatusOK, resp)
+}
+
+// statusView is the body of GET /api/v1/status (also rendered by the status
+// page) and the service names in display order.
+func (s *Server) statusView(ctx context.Context) (StatusResponse, []string) {
 	cfg := s.config()
 	snap := s.snapshot()
-	_, svcs := servicesView(cfg, snap)
+	order, svcs := servicesView(cfg, snap)
 	resp := StatusResponse{
 		UptimeSeconds: time.Since(s.started).Seconds(),
 		Profile:       "macronode",
 		Ready:         readinessOf(cfg, snap, s.network()).Ready,
 		Services:      make(map[string]ServiceStatus, len(svcs)),
-		Node:          s.nodeStatus(r.Context(), svcs),
+		Node:          s.nodeStatus(ctx, svcs),
 	}
 	for name, st := range svcs {
 		resp.Services[name] = serviceStatusOf(st)
@@ -197,8 +209,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if cfg != nil {
 		resp.HTTPAddr, resp.MetricsAddr, resp.LogLevel = cfg.HTTPAddr, cfg.MetricsAddr, cfg.LogLevel
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.JSON(w, http.StatusOK, resp)
+	return resp, order
 }
 
 func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
