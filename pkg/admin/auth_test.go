@@ -122,6 +122,14 @@ func TestAuthMatrix(t *testing.T) {
 			if r := n.do(t, "GET", "/api/v1/status", hdr, ""); r.code != want {
 				t.Errorf("GET status = %d, want %d", r.code, want)
 			}
+			// So do the logs (a child's output may carry secrets).
+			if r := n.do(t, "GET", "/api/v1/services/storage/logs", hdr, ""); (r.code == 401) != (want == 401) {
+				t.Errorf("GET logs = %d, want 401 exactly when status is", r.code)
+			}
+			// And the peer table (no overlay here: 503 once past auth).
+			if r := n.do(t, "GET", "/api/v1/peers", hdr, ""); (r.code == 401) != (want == 401) {
+				t.Errorf("GET peers = %d, want 401 exactly when status is", r.code)
+			}
 		})
 	}
 }

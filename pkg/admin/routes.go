@@ -26,14 +26,14 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /readyz", s.handleReady)
 	m.Handle("GET /metrics", s.metrics.handler)
 	m.Handle("GET /api/v1/status", s.requireTokenIfSet(http.HandlerFunc(s.handleStatus)))
-	m.HandleFunc("GET /api/v1/peers", s.handlePeers)
+	m.Handle("GET /api/v1/peers", s.requireTokenIfSet(http.HandlerFunc(s.handlePeers)))
 	m.Handle("POST /api/v1/shutdown", s.audited(s.requireAuth(http.HandlerFunc(s.handleShutdown))))
 	m.Handle("POST /api/v1/reload", s.audited(s.requireAuth(http.HandlerFunc(s.handleReload))))
 	for _, a := range []string{"restart", "stop", "start"} {
 		m.Handle("POST /api/v1/services/{name}/"+a, s.audited(s.requireAuth(s.handleAction(a))))
 	}
 	m.Handle("POST /api/v1/services/{name}/fault", s.audited(s.requireAuth(http.HandlerFunc(s.handleFault))))
-	m.HandleFunc("GET /api/v1/services/{name}/logs", s.handleLogs)
+	m.Handle("GET /api/v1/services/{name}/logs", s.requireTokenIfSet(http.HandlerFunc(s.handleLogs)))
 	m.Handle("GET "+EventsPath, s.requireTokenIfSet(http.HandlerFunc(s.handleEvents)))
 	m.Handle("GET /api/v1/audit", s.requireAuth(http.HandlerFunc(s.handleAudit)))
 	m.HandleFunc("GET /{$}", s.handlePage)
