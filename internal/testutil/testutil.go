@@ -1,6 +1,7 @@
 // Package testutil holds the few helpers that many of macronode's test
 // suites share: polling with a deadline (never sleeping to synchronize) and
-// a goroutine-safe buffer for capturing logs. It is imported only by tests.
+// a goroutine-safe buffer for capturing logs, and reading one metric sample
+// from a registry. It is imported only by tests.
 package testutil
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
@@ -157,35 +158,15 @@ func (g *gw) get(path string, hdr ...string) answer {
 	return g.do(g.req("GET", path, nil, hdr...))
 }
 
-// counterValue reads one sample of a counter family from reg by labels.
+// counterValue reads one sample of a counter family from reg by labels
+// (a histogram's sample count).
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	var pairs []string
+	for k, v := range labels {
+		pairs = append(pairs, k, v)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return 0
+	return testutil.Metric(t, reg, name, pairs...)
 }
 
 func TestPing(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/identity"
 )
 
@@ -91,7 +92,7 @@ func TestBlobFetch(t *testing.T) {
 			}
 		})
 	}
-	if got := metric(t, b.reg, "macronode_overlay_bytes_total", "direction", "out"); got < float64(2*len(big)) {
+	if got := testutil.Metric(t, b.reg, "macronode_overlay_bytes_total", "direction", "out"); got < float64(2*len(big)) {
 		t.Fatalf("b sent %v bytes, want at least two copies of the blob", got)
 	}
 }

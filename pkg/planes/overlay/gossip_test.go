@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/identity"
 )
 
@@ -68,7 +69,7 @@ func TestGossipPropagation(t *testing.T) {
 		}
 		return true
 	})
-	if got := metric(t, c.reg, "macronode_overlay_peers", "state", "connected"); got != 2 {
+	if got := testutil.Metric(t, c.reg, "macronode_overlay_peers", "state", "connected"); got != 2 {
 		t.Fatalf("C's connected peers gauge = %v, want 2", got)
 	}
 }
@@ -142,7 +143,7 @@ func TestGossipRefusesBadRecords(t *testing.T) {
 	}
 	count := func(result, reason string) func() bool {
 		return func() bool {
-			return metric(t, a.reg, "macronode_overlay_gossip_records_total", "result", result, "reason", reason) == 1
+			return testutil.Metric(t, a.reg, "macronode_overlay_gossip_records_total", "result", result, "reason", reason) == 1
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/planes/overlay/oap"
 )
 
@@ -55,7 +56,7 @@ func TestHandshake(t *testing.T) {
 			}
 		})
 	}
-	if got := metric(t, b.reg, "macronode_overlay_sessions_total", "side", "server", "result", "rejected"); got != 3 {
+	if got := testutil.Metric(t, b.reg, "macronode_overlay_sessions_total", "side", "server", "result", "rejected"); got != 3 {
 		t.Fatalf("server rejected sessions = %v, want 3", got)
 	}
 }
@@ -96,7 +97,7 @@ func TestBadFramesCloseOnlyThatStream(t *testing.T) {
 			if f := hello(t, good, okHello); f.Type != oap.TypeAccept {
 				t.Fatalf("good session: %s", f.Type)
 			}
-			before := metric(t, b.reg, "macronode_overlay_rejected_frames_total", "reason", tt.reason)
+			before := testutil.Metric(t, b.reg, "macronode_overlay_rejected_frames_total", "reason", tt.reason)
 
 			st := rawStream(t, a, b)
 			c := newConn(st, 1<<20, 4096, a.srv.metrics)
@@ -115,7 +116,7 @@ func TestBadFramesCloseOnlyThatStream(t *testing.T) {
 				t.Fatalf("the stream answered %s after junk; want it closed", f.Type)
 			}
 			eventually(t, 5e9, "rejected frame counted", func() bool {
-				return metric(t, b.reg, "macronode_overlay_rejected_frames_total", "reason", tt.reason) == before+1
+				return testutil.Metric(t, b.reg, "macronode_overlay_rejected_frames_total", "reason", tt.reason) == before+1
 			})
 
 			// The good session and the connection are unharmed.

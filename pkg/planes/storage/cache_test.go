@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/internal/testutil"
 )
 
 // chunkCounter counts the chunks verifyAll hashes.
@@ -44,7 +46,7 @@ func TestVerifiedCache(t *testing.T) {
 	if got := hashed.Load(); got != first {
 		t.Fatalf("repeated GETs of an unchanged blob hashed %d more chunks", got-first)
 	}
-	if got := metric(t, p.reg, "macronode_storage_verify_cache_hits_total"); got != 3 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_verify_cache_hits_total"); got != 3 {
 		t.Fatalf("verify_cache_hits_total = %v, want 3", got)
 	}
 

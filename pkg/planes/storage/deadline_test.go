@@ -16,6 +16,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/address"
 )
 
@@ -213,7 +214,7 @@ func TestStalledUploadIsCut(t *testing.T) {
 	}
 	// Send nothing more: the read deadline must end the upload.
 	eventually(t, 10*time.Second, "stalled upload cut", func() bool {
-		return metric(t, reg, "macronode_storage_put_failures_total", "reason", "client") == 1
+		return testutil.Metric(t, reg, "macronode_storage_put_failures_total", "reason", "client") == 1
 	})
 	if got := files(t, filepath.Join(srv.cfg.DataDir, "tmp")); len(got) != 0 {
 		t.Fatalf("temp files left: %v", got)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/macronode/macronode/internal/testutil"
 )
 
 func TestBadAddresses(t *testing.T) {
@@ -97,7 +99,7 @@ func TestHeadersHeadAndConditional(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Fatalf("non-matching If-None-Match: status %d", resp.StatusCode)
 	}
-	if got := metric(t, p.reg, "macronode_storage_get_bytes_total"); got != 10000 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_get_bytes_total"); got != 10000 {
 		t.Fatalf("get_bytes_total = %v, want 10000", got)
 	}
 }
@@ -209,10 +211,10 @@ func TestTampering(t *testing.T) {
 			if q := files(t, filepath.Join(p.dir, "quarantine")); len(q) != 1 || !strings.HasPrefix(q[0], strings.TrimPrefix(addr, "b3:")) {
 				t.Fatalf("quarantine holds %v", q)
 			}
-			if got := metric(t, p.reg, "macronode_storage_verify_failures_total"); got != 1 {
+			if got := testutil.Metric(t, p.reg, "macronode_storage_verify_failures_total"); got != 1 {
 				t.Fatalf("verify_failures_total = %v", got)
 			}
-			if o := metric(t, p.reg, "macronode_storage_objects"); o != 0 {
+			if o := testutil.Metric(t, p.reg, "macronode_storage_objects"); o != 0 {
 				t.Fatalf("objects gauge = %v after quarantine", o)
 			}
 			resp, _, _ = p.do(t, http.MethodGet, "/o/"+addr, nil)
@@ -248,7 +250,7 @@ func TestTruncatedObjectReplacedOnPut(t *testing.T) {
 	// The bytes gauge cannot know the size a file had before it was changed
 	// behind the store's back (it is exact again after a restart); the
 	// object count is exact.
-	if o := metric(t, p.reg, "macronode_storage_objects"); o != 1 {
+	if o := testutil.Metric(t, p.reg, "macronode_storage_objects"); o != 1 {
 		t.Fatalf("objects gauge = %v", o)
 	}
 }

@@ -141,37 +141,6 @@ func (p *plane) do(t testing.TB, method, path string, hdr map[string]string) (*h
 	return resp, raw, rerr
 }
 
-// metric returns the value of a counter or gauge (with labels as k=v pairs).
-func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
-				}
-				if !found {
-					continue next
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
 // files lists the regular files under dir (recursively), relative to it.
 func files(t testing.TB, dir string) []string {
 	t.Helper()

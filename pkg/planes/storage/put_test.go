@@ -16,6 +16,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/address"
 )
 
@@ -48,13 +49,13 @@ func TestRoundTrip(t *testing.T) {
 			total += int64(n)
 		})
 	}
-	if got := metric(t, p.reg, "macronode_storage_objects"); got != 7 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_objects"); got != 7 {
 		t.Errorf("objects gauge = %v, want 7", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_bytes"); got != float64(total) {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_bytes"); got != float64(total) {
 		t.Errorf("bytes gauge = %v, want %d", got, total)
 	}
-	if got := metric(t, p.reg, "macronode_storage_puts_total"); got != 7 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_puts_total"); got != 7 {
 		t.Errorf("puts_total = %v, want 7", got)
 	}
 	if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
@@ -79,10 +80,10 @@ func TestDedup(t *testing.T) {
 	if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
 		t.Fatalf("temp files left: %v", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 1 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 1 {
 		t.Fatalf("dedup_hits_total = %v, want 1", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_objects"); got != 1 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_objects"); got != 1 {
 		t.Fatalf("objects = %v, want 1", got)
 	}
 }
@@ -120,7 +121,7 @@ func TestConcurrentIdenticalPuts(t *testing.T) {
 	if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
 		t.Fatalf("temp files left: %v", got)
 	}
-	if o, b := metric(t, p.reg, "macronode_storage_objects"), metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 1<<20 {
+	if o, b := testutil.Metric(t, p.reg, "macronode_storage_objects"), testutil.Metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 1<<20 {
 		t.Fatalf("gauges objects=%v bytes=%v", o, b)
 	}
 }
@@ -153,7 +154,7 @@ func TestTooLarge(t *testing.T) {
 	if got := files(t, filepath.Join(p.dir, "objects")); len(got) != 1 {
 		t.Fatalf("objects: %v, want only the one at the limit", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "too_large"); got != 2 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "too_large"); got != 2 {
 		t.Fatalf("put_failures_total{too_large} = %v", got)
 	}
 }
@@ -228,7 +229,7 @@ func TestDiskFull(t *testing.T) {
 			if got := files(t, filepath.Join(p.dir, "objects")); len(got) != 0 {
 				t.Fatalf("partial object visible: %v", got)
 			}
-			if got := metric(t, p.reg, "macronode_storage_objects"); got != 0 {
+			if got := testutil.Metric(t, p.reg, "macronode_storage_objects"); got != 0 {
 				t.Fatalf("objects gauge = %v", got)
 			}
 		})
@@ -257,7 +258,7 @@ func TestClientDisconnectRemovesTemp(t *testing.T) {
 			eventually(t, 5*time.Second, "temp file", func() bool { return len(files(t, filepath.Join(p.dir, "tmp"))) == 1 })
 			conn.Close()
 			eventually(t, 5*time.Second, "failed put counted", func() bool {
-				return metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "client") == 1
+				return testutil.Metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "client") == 1
 			})
 			if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
 				t.Fatalf("temp files left: %v", got)
@@ -292,7 +293,7 @@ func TestStrayTempCleanupAndCountAtStart(t *testing.T) {
 	if got := files(t, filepath.Join(dir, "tmp")); len(got) != 0 {
 		t.Fatalf("stray temp files survived New: %v", got)
 	}
-	if o, b := metric(t, p.reg, "macronode_storage_objects"), metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 12345 {
+	if o, b := testutil.Metric(t, p.reg, "macronode_storage_objects"), testutil.Metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 12345 {
 		t.Fatalf("gauges at start: objects=%v bytes=%v", o, b)
 	}
 	resp, got, err := p.do(t, http.MethodGet, "/o/"+addr, nil)

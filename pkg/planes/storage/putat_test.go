@@ -11,6 +11,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/address"
 )
 
@@ -95,10 +96,10 @@ func TestPutAtDedupAndMismatchMetric(t *testing.T) {
 	if res := p.putAt(t, addr, bytes.NewReader(data[1:])); res.status != http.StatusUnprocessableEntity {
 		t.Fatalf("PUT of wrong bytes over a stored blob: %d, want 422", res.status)
 	}
-	if got := metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "mismatch"); got != 1 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_put_failures_total", "reason", "mismatch"); got != 1 {
 		t.Fatalf("put_failures_total{mismatch} = %v", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 1 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 1 {
 		t.Fatalf("dedup_hits_total = %v", got)
 	}
 	resp, raw, _ := p.do(t, http.MethodGet, "/o/"+addr, nil)

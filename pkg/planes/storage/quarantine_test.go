@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/address"
 	"github.com/macronode/macronode/pkg/fsx"
 )
@@ -56,10 +57,10 @@ func TestLateQuarantineSparesFreshUpload(t *testing.T) {
 	if q := files(t, filepath.Join(p.dir, "quarantine")); len(q) != 1 {
 		t.Fatalf("quarantine holds %v, want only the corrupt copy", q)
 	}
-	if got := metric(t, p.reg, "macronode_storage_verify_failures_total"); got != 1 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_verify_failures_total"); got != 1 {
 		t.Fatalf("verify_failures_total = %v, want 1", got)
 	}
-	if o := metric(t, p.reg, "macronode_storage_objects"); o != 1 {
+	if o := testutil.Metric(t, p.reg, "macronode_storage_objects"); o != 1 {
 		t.Fatalf("objects gauge = %v, want 1", o)
 	}
 }
@@ -84,10 +85,10 @@ func TestReuploadHealsCorruptCopy(t *testing.T) {
 	if got := files(t, filepath.Join(p.dir, "tmp")); len(got) != 0 {
 		t.Fatalf("temp files left: %v", got)
 	}
-	if got := metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 0 {
+	if got := testutil.Metric(t, p.reg, "macronode_storage_dedup_hits_total"); got != 0 {
 		t.Fatalf("dedup_hits_total = %v, want 0", got)
 	}
-	if o, b := metric(t, p.reg, "macronode_storage_objects"), metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 300_000 {
+	if o, b := testutil.Metric(t, p.reg, "macronode_storage_objects"), testutil.Metric(t, p.reg, "macronode_storage_bytes"); o != 1 || b != 300_000 {
 		t.Fatalf("gauges objects=%v bytes=%v", o, b)
 	}
 	// And a further upload is an ordinary dedup hit.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/macronode/macronode/internal/testutil"
 	"github.com/macronode/macronode/pkg/address"
 )
 
@@ -143,7 +144,7 @@ func TestAmnesia(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, a[10:20]) {
 		t.Fatalf("range GET: %d %v", resp.StatusCode, err)
 	}
-	if o, b := metric(t, p.reg, "macronode_storage_objects"), metric(t, p.reg, "macronode_storage_bytes"); o != 3 || b != 601_100 {
+	if o, b := testutil.Metric(t, p.reg, "macronode_storage_objects"), testutil.Metric(t, p.reg, "macronode_storage_bytes"); o != 3 || b != 601_100 {
 		t.Fatalf("gauges objects=%v bytes=%v", o, b)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
