@@ -3,20 +3,10 @@ package mailbox
 import (
 	"errors"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // errClosing is returned for writes attempted after Close began.
 var errClosing = errors.New("mailbox is shutting down")
-
-// committer makes a set of changes durable; commit returns once they are
-// fsynced (or failed). apply must be idempotent: it materialises the current
-// in-memory state of the referenced messages.
-type committer interface {
-	commit(refs []ref) error
-	close()
-}
 
 // ref names one thing whose in-memory state must be written: a message (by
 // seq) or an idempotency key.
@@ -33,9 +23,11 @@ func seqRefs(seqs []uint64) []ref {
 	return rs
 }
 
-type applyFunc func(tx *bolt.Tx, refs []ref) error
+// materializeFunc returns the writes that store the current in-memory state
+// of refs. Applying them is idempotent.
+type materializeFunc func(refs []ref) []write
 
-// maxOpsPerCommit bounds how many requests one loop transaction carries.
+// maxOpsPerCommit bounds how many requests one group commit carries.
 const maxOpsPerCommit = 1024
 
 type commitOp struct {
@@ -43,29 +35,32 @@ type commitOp struct {
 	errc chan error
 }
 
-// loopCommitter is a group-commit loop: one goroutine takes every queued
-// op, applies them all in one bbolt Update (one fsync) and answers each. While
-// one fsync runs, the next batch queues up, so batches grow with load and a
-// lone writer never waits for a timer.
-type loopCommitter struct {
-	st      *store
-	apply   applyFunc
-	observe func(ops int) // called with the number of ops in each transaction
-	in      chan *commitOp
-	done    chan struct{}
+// committer is a group-commit loop: one goroutine takes every queued op,
+// appends the writes of them all to the log in one write and one fdatasync,
+// and answers each. While one fsync runs the next batch queues up, so
+// batches grow with load and a lone writer never waits for a timer. Between
+// commits it compacts the log.
+type committer struct {
+	st          *store
+	materialize materializeFunc
+	observe     func(ops int)          // called with the number of ops in each commit
+	compacted   func(n int, err error) // called after each compaction that did something or failed
+	in          chan *commitOp
+	done        chan struct{}
 
 	mu     sync.RWMutex
 	closed bool
 }
 
-func newLoopCommitter(st *store, apply applyFunc, observe func(int)) *loopCommitter {
-	c := &loopCommitter{st: st, apply: apply, observe: observe,
+func newCommitter(st *store, m materializeFunc, observe func(int), compacted func(int, error)) *committer {
+	c := &committer{st: st, materialize: m, observe: observe, compacted: compacted,
 		in: make(chan *commitOp, maxOpsPerCommit), done: make(chan struct{})}
 	go c.run()
 	return c
 }
 
-func (c *loopCommitter) commit(refs []ref) error {
+// commit returns once refs are durable (or failed).
+func (c *committer) commit(refs []ref) error {
 	op := &commitOp{refs: refs, errc: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
@@ -77,7 +72,7 @@ func (c *loopCommitter) commit(refs []ref) error {
 	return <-op.errc
 }
 
-func (c *loopCommitter) run() {
+func (c *committer) run() {
 	defer close(c.done)
 	batch := make([]*commitOp, 0, maxOpsPerCommit)
 	for op := range c.in {
@@ -96,23 +91,23 @@ func (c *loopCommitter) run() {
 		}
 		c.flush(batch)
 		clear(batch)
+		if n, err := c.st.compact(); n > 0 || err != nil {
+			c.compacted(n, err)
+		}
 	}
 }
 
-func (c *loopCommitter) flush(batch []*commitOp) {
+func (c *committer) flush(batch []*commitOp) {
 	c.observe(len(batch))
-	err := c.st.update(func(tx *bolt.Tx) error {
-		for _, op := range batch {
-			if err := c.apply(tx, op.refs); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	var ws []write
+	for _, op := range batch {
+		ws = append(ws, c.materialize(op.refs)...)
+	}
+	err := c.st.appendBatch(ws)
 	if err != nil && len(batch) > 1 {
 		// Isolate the failing op: retry each alone.
 		for _, op := range batch {
-			op.errc <- c.st.update(func(tx *bolt.Tx) error { return c.apply(tx, op.refs) })
+			op.errc <- c.st.appendBatch(c.materialize(op.refs))
 		}
 		return
 	}
@@ -122,7 +117,7 @@ func (c *loopCommitter) flush(batch []*commitOp) {
 }
 
 // close stops accepting ops, waits for queued ones to commit and stops.
-func (c *loopCommitter) close() {
+func (c *committer) close() {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true

@@ -16,15 +16,13 @@ const (
 	DefaultMaxDepth          = 100000
 	DefaultMaxBoxes          = 10000
 	DefaultMetricsMaxBoxes   = 1000
-	DefaultCompactInterval   = time.Hour
+	DefaultSegmentBytes      = 16 << 20
 	DefaultCompactFreeRatio  = 0.5
-	DefaultCompactMinBytes   = 16 << 20
 )
 
 // Config holds the plane's settings. DataDir and Amnesia are filled by the
 // runtime from the common flags; the rest come from RegisterFlags. A zero
-// numeric field means its default, except CompactInterval where zero
-// disables periodic compaction (start-up compaction still runs).
+// numeric field means its default.
 type Config struct {
 	DataDir string // the plane creates it (0700) if missing
 	Amnesia bool   // RAM only: write nothing under DataDir
@@ -35,9 +33,8 @@ type Config struct {
 	MaxDepth          int           // messages per box (ready + delayed + leased)
 	MaxBoxes          int           // known boxes, dead-letter boxes included
 	MetricsMaxBoxes   int           // boxes with their own metric label; the rest share box="~other"
-	CompactInterval   time.Duration // how often to consider compacting; 0 = only at start-up
-	CompactFreeRatio  float64       // compact when that would shrink the file by at least this share
-	CompactMinBytes   int64         // never compact a file smaller than this
+	SegmentBytes      int64         // a log segment is closed and a new one started past this size
+	CompactFreeRatio  float64       // copy the oldest segment's live records forward once this share of it is dead
 	IOIdleTimeout     time.Duration // longest a request body may make no progress (408 past it)
 }
 
@@ -55,12 +52,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"most boxes known at once (dead-letter boxes included); empty idle boxes are forgotten to make room, else 429 too_many_boxes")
 	fs.IntVar(&c.MetricsMaxBoxes, "metrics-max-boxes", DefaultMetricsMaxBoxes,
 		"boxes that get their own box label in metrics; later ones are summed under box=\"~other\"")
-	fs.DurationVar(&c.CompactInterval, "compact-interval", DefaultCompactInterval,
-		"how often to check whether mailbox.db should be compacted (0 = only at start-up); compaction pauses writes while it copies")
+	fs.Int64Var(&c.SegmentBytes, "segment-bytes", DefaultSegmentBytes,
+		"size past which the message log starts a new segment file; fully acked segments are deleted")
 	fs.Float64Var(&c.CompactFreeRatio, "compact-free-ratio", DefaultCompactFreeRatio,
-		"compact when the compacted copy would be at least this share (0..1) smaller than mailbox.db")
-	fs.Int64Var(&c.CompactMinBytes, "compact-min-bytes", DefaultCompactMinBytes,
-		"never compact mailbox.db while it is smaller than this many bytes")
+		"copy the live records of the oldest log segment forward (and delete it) once this share (0..1) of it is dead")
 	fs.DurationVar(&c.IOIdleTimeout, "io-idle-timeout", httpx.DefaultIOIdleTimeout,
 		"longest a request body may make no progress; a stalled body gets 408 and its connection is closed")
 }
@@ -89,8 +84,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CompactFreeRatio == 0 {
 		c.CompactFreeRatio = DefaultCompactFreeRatio
 	}
-	if c.CompactMinBytes == 0 {
-		c.CompactMinBytes = DefaultCompactMinBytes
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
 	}
 	if c.IOIdleTimeout == 0 {
 		c.IOIdleTimeout = httpx.DefaultIOIdleTimeout
@@ -110,12 +105,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("metrics-max-boxes %d: must be positive", c.MetricsMaxBoxes)
 	case c.IOIdleTimeout < 0:
 		return c, fmt.Errorf("io-idle-timeout %s: must not be negative", c.IOIdleTimeout)
-	case c.CompactInterval < 0:
-		return c, fmt.Errorf("compact-interval %s: must not be negative", c.CompactInterval)
 	case c.CompactFreeRatio < 0 || c.CompactFreeRatio > 1:
 		return c, fmt.Errorf("compact-free-ratio %g: must be in 0..1", c.CompactFreeRatio)
-	case c.CompactMinBytes < 0:
-		return c, fmt.Errorf("compact-min-bytes %d: must not be negative", c.CompactMinBytes)
+	case c.SegmentBytes < 0:
+		return c, fmt.Errorf("segment-bytes %d: must be positive", c.SegmentBytes)
 	case !c.Amnesia && c.DataDir == "":
 		return c, fmt.Errorf("data dir: required unless amnesia is set")
 	}

@@ -44,29 +44,59 @@
 // further and cannot be sent to directly, only received from and acked. If
 // the dead-letter box is full the message stays in its box (never dropped).
 //
+// # Durability budget
+//
+//   - A send is durable before its 201: its record is appended to the log
+//     and fdatasynced, one fsync shared by every request in the same group
+//     commit.
+//   - An ack (and a nack, which may dead-letter or delay) is durable before
+//     its answer, in the same group commits as sends.
+//   - A lease (receive, extend) writes nothing and waits for no fsync. After
+//     a crash every leased message is visible again (at-least-once, with
+//     duplicates); pre-crash receipts are stale.
+//   - The deliveries count a lease raises is written lazily, by the next
+//     group commit of any request. A message whose previous delivery is
+//     not on disk yet is not leased again without a commit: the receive that
+//     leases it waits for one. So a crash forgets at most one delivery per
+//     message (its newest), and a message can be delivered at most
+//     max_deliveries plus one more per crash during its life before it is
+//     dead-lettered. While commits fail (full disk) the counts stay pending
+//     and such a receive fails too.
+//
 // # Storage
 //
-// bbolt at DataDir/mailbox.db (fsync on every commit), three buckets:
+// A segmented append-only log under DataDir/log: files named by a 16-hex-digit
+// id, each at most about segment_bytes. Every record is framed as
+// crc32c | length | kind | payload (see logfmt.go): a message put (seq,
+// meta, body), a meta update (seq, meta), a delete (ack), an idempotency key
+// or its deletion, and, first in each segment, the highest seq ever used,
+// so ids are never reused. A group commit is one write and one fdatasync of
+// the active segment; a failed write is cut back off the file, so a full
+// disk (507) leaves the log consistent and writes resume once space is
+// freed, without a restart.
 //
-//	meta:  seq (8 bytes big-endian) -> {box, enqueued_at, visible_at, deliveries, receipt}
-//	body:  seq -> message bytes, written once at send
-//	idem:  box "\x00" Idempotency-Key -> {created, seq}
+// At open every segment is replayed in order into an in-memory index (per
+// message where its body and newest meta are, per segment its live bytes),
+// and the message index (per box a ready heap ordered by seq, a global heap
+// of lease deadlines) is rebuilt from it, so receive is O(k log n) and a
+// body is one pread. A torn or corrupt tail (a record that is short or
+// fails its CRC) is truncated and counted in torn_tails_total; it is never
+// fatal, and every record before it is kept. Every change is made in memory
+// first and persisted by a group commit that writes the current in-memory
+// state of each touched message; the HTTP answer waits for that commit.
 //
-// The message id is the seq in 16 hex digits, so a dead-letter move rewrites a
-// single small meta record and never copies the body. At open the whole meta
-// bucket is read once into an in-memory index (per box a ready heap ordered by
-// seq, a global heap of lease deadlines), so receive is O(k log n). Every
-// change is made in memory first and then persisted by a group commit that
-// writes the current in-memory state of each touched message (or deletes it
-// when the message is gone); the HTTP answer waits for that commit. Because a
-// commit always writes the newest state, commits of different requests may
-// land in any order and the file still converges on the in-memory truth.
+// Compaction runs in the commit loop: the oldest segments are deleted while
+// nothing in them is live, and when at least compact_free_ratio of the
+// oldest segment is dead its live records are copied forward into the
+// active segment (one fsync) and it is deleted too. Segments go oldest
+// first, so a delete record never outlives the put it cancels. Under a
+// steady send/ack load the log stays within about twice its live data plus
+// the active segment.
 //
-// bbolt never shrinks its file; the plane compacts it (bbolt.Compact into
-// mailbox.db.compact, fsync, rename, directory fsync, reopen) at start-up and
-// every compact_interval, when the file is at least compact_min_bytes and the
-// copy would be at least compact_free_ratio smaller. Writes pause while it
-// copies.
+// A data dir of the earlier bbolt version (DataDir/mailbox.db) is migrated
+// at start: its contents are written into DataDir/log.tmp, fsynced, renamed
+// to DataDir/log, and mailbox.db is renamed to mailbox.db.migrated for the
+// operator to delete. Leases in it end.
 //
 // With Amnesia the same index runs in memory only and nothing is written.
 package mailbox

@@ -79,25 +79,26 @@ func TestFailedAckIsRedeliveredAtLeaseExpiry(t *testing.T) {
 	}
 }
 
-func TestFailedExtendKeepsTheOldLease(t *testing.T) {
+// An extend writes nothing (a lease is not durable), so a failing store
+// does not stop it.
+func TestExtendNeedsNoCommit(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.send("b", "x")
 	m := e.receive("b", "visibility=1m")[0]
 	e.s.failCommits(true)
-	e.settleFails("b", "extend", map[string]any{"visibility": "1h"}, m.Receipt, m.Receipt) // a repeated receipt too
+	n, res := e.settle("b", "extend", map[string]any{"visibility": "1h"}, m.Receipt)
 	e.s.failCommits(false)
-
+	if n != 1 || res[0].Status != statusExtended {
+		t.Fatalf("extend with a failing store: %d %+v", n, res)
+	}
 	e.s.mu.Lock()
 	var until time.Time
 	for _, msg := range e.s.ix.msgs {
 		until = msg.visibleAt
 	}
 	e.s.mu.Unlock()
-	if time.Until(until) > 2*time.Minute {
-		t.Fatalf("failed extend still extended the lease in memory (visible in %s)", time.Until(until))
-	}
-	if n, res := e.settle("b", "extend", map[string]any{"visibility": "1h"}, m.Receipt); n != 1 || res[0].Status != statusExtended {
-		t.Fatalf("retried extend: %d %+v", n, res)
+	if time.Until(until) < 50*time.Minute {
+		t.Fatalf("extend did not extend the lease (visible in %s)", time.Until(until))
 	}
 }
 
@@ -146,17 +147,23 @@ func TestFailedDeadLetterNackStaysInTheBox(t *testing.T) {
 	}
 }
 
+// A first lease writes nothing, so it works on a failing store. Leasing a
+// message again while its previous delivery is not on disk needs a commit:
+// when that fails, the receive fails and the delivery is not counted.
 func TestFailedLeaseDoesNotCountADelivery(t *testing.T) {
-	e := newEnv(t, Config{MaxDeliveries: 1})
+	e := newEnv(t, Config{MaxDeliveries: 3})
 	e.send("b", "x")
 	e.s.failCommits(true)
+	if got := e.receive("b", "visibility=1ms"); len(got) != 1 || got[0].Deliveries != 1 {
+		t.Fatalf("first lease on a failing store: %+v", got)
+	}
+	eventually(t, 5*time.Second, "lease expiry", func() bool { return e.info("b").InFlight == 0 })
 	st, out := e.do(context.Background(), "POST", "/mailboxes/b/receive", nil, nil)
 	e.s.failCommits(false)
 	if st != http.StatusInternalServerError {
-		t.Fatalf("receive with a failing store: %d %s", st, out)
+		t.Fatalf("second lease with a failing store: %d %s", st, out)
 	}
-	// Not dead-lettered for a delivery nobody got, and counted once.
-	if got := e.receive("b", ""); len(got) != 1 || got[0].Deliveries != 1 {
+	if got := e.receive("b", ""); len(got) != 1 || got[0].Deliveries != 2 {
 		t.Fatalf("after a failed lease: %+v", got)
 	}
 }

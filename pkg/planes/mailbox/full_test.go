@@ -14,7 +14,7 @@ import (
 // freed, without a restart.
 func TestFullDiskAnswers507(t *testing.T) {
 	dir := testutil.SmallFS(t, "2m")
-	e := newEnv(t, Config{DataDir: dir, CompactInterval: 0})
+	e := newEnv(t, Config{DataDir: dir})
 	e.send("kept", "before the disk filled")
 	free := testutil.Fill(t, dir)
 	body := []byte(strings.Repeat("m", 8<<10))

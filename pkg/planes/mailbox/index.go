@@ -251,10 +251,10 @@ func (x *index) expire(now time.Time) []uint64 {
 }
 
 // lease delivers up to max ready messages of b until now+vis. It returns the
-// leased messages and every seq whose stored state changed.
+// leased messages and the seqs it moved to a dead-letter box.
 func (x *index) lease(b *box, max int, vis time.Duration, now time.Time) ([]*message, []uint64) {
 	var got []*message
-	var dirty []uint64
+	var moved []uint64
 	for len(got) < max {
 		m := b.ready.peek()
 		if m == nil {
@@ -262,7 +262,7 @@ func (x *index) lease(b *box, max int, vis time.Duration, now time.Time) ([]*mes
 		}
 		b.ready.remove(m)
 		if x.shouldDLQ(m) && x.moveToDLQ(m, now) {
-			dirty = append(dirty, m.seq)
+			moved = append(moved, m.seq)
 			continue
 		} // a full dead-letter box means: deliver it once more
 		m.deliveries++
@@ -274,9 +274,8 @@ func (x *index) lease(b *box, max int, vis time.Duration, now time.Time) ([]*mes
 			b.c.redeliveries++
 		}
 		got = append(got, m)
-		dirty = append(dirty, m.seq)
 	}
-	return got, dirty
+	return got, moved
 }
 
 // Receipt statuses reported per receipt.

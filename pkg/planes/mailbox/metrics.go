@@ -17,7 +17,7 @@ type metrics struct {
 
 	depth, inFlight, oldest                       *prometheus.Desc
 	sends, receives, acks, redeliveries, dlqMoves *prometheus.Desc
-	boxes, dbBytes                                *prometheus.Desc
+	boxes, dbBytes, liveBytes, tornTails          *prometheus.Desc
 	commitSeconds, commitOps                      prometheus.Histogram
 	storeErrors, compactions                      prometheus.Counter
 }
@@ -37,7 +37,9 @@ func newMetrics(s *Server) *metrics {
 		redeliveries: d("redeliveries_total", "Deliveries of messages that had been delivered before.", "box"),
 		dlqMoves:     d("dlq_moves_total", "Messages moved from the box to its dead-letter box.", "box"),
 		boxes:        d("boxes", "Boxes currently known."),
-		dbBytes:      d("db_bytes", "Size of mailbox.db on disk (0 in amnesia)."),
+		dbBytes:      d("db_bytes", "Size of the message log's segments on disk (0 in amnesia)."),
+		liveBytes:    d("live_bytes", "Bytes of log records that still describe current state (0 in amnesia)."),
+		tornTails:    d("torn_tails_total", "Torn or corrupt log tails truncated when the log was opened."),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "macronode_mailbox_commit_seconds",
 			Help:    "Time a request waited for its group commit (fsync) to complete.",
@@ -54,7 +56,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 		compactions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "macronode_mailbox_compactions_total",
-			Help: "Periodic compactions of mailbox.db that ran.",
+			Help: "Log segments deleted by compaction.",
 		}),
 	}
 }
@@ -71,7 +73,7 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.depth, m.inFlight, m.oldest, m.sends, m.receives,
-		m.acks, m.redeliveries, m.dlqMoves, m.boxes, m.dbBytes} {
+		m.acks, m.redeliveries, m.dlqMoves, m.boxes, m.dbBytes, m.liveBytes, m.tornTails} {
 		ch <- d
 	}
 }
@@ -125,9 +127,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		c(m.dlqMoves, b.c.dlqMoves)
 	}
 	ch <- prometheus.MustNewConstMetric(m.boxes, prometheus.GaugeValue, float64(nboxes))
-	var size int64
+	var size, live, torn int64
 	if s.st != nil {
-		size = s.st.size()
+		size, live, torn = s.st.size(), s.st.liveBytes(), s.st.torn.Load()
 	}
 	ch <- prometheus.MustNewConstMetric(m.dbBytes, prometheus.GaugeValue, float64(size))
+	ch <- prometheus.MustNewConstMetric(m.liveBytes, prometheus.GaugeValue, float64(live))
+	ch <- prometheus.MustNewConstMetric(m.tornTails, prometheus.CounterValue, float64(torn))
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"sort"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // delivery is one message handed to a receiver.
@@ -124,7 +122,10 @@ func (s *Server) finishSend(m *message, e *idemEntry, ikey string, err error) (s
 }
 
 // receive leases up to p.Max messages of box name, long-polling up to
-// p.Wait for the first one. The leases are durable before it returns.
+// p.Wait for the first one. A lease is not durable: its delivery count is
+// written lazily by the next commit, unless a message's previous delivery
+// is still unwritten; then this receive waits for a commit, so a crash
+// forgets at most one delivery per message.
 func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]delivery, error) {
 	var deadline time.Time
 	var timeout <-chan time.Time
@@ -153,10 +154,19 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 		now := time.Now()
 		dirty := s.ix.expire(now)
 		var got []*message
+		sync := false
 		if b != nil {
-			var leased []uint64
-			got, leased = s.ix.lease(b, p.Max, p.Visibility, now)
-			dirty = append(dirty, leased...)
+			var moved []uint64
+			got, moved = s.ix.lease(b, p.Max, p.Visibility, now)
+			dirty = append(dirty, moved...)
+			for _, m := range got {
+				if _, ok := s.lazy[m.seq]; ok {
+					sync = true
+				}
+				if s.st != nil {
+					s.lazy[m.seq] = struct{}{}
+				}
+			}
 		}
 		if len(got) > 0 || p.Wait == 0 || !now.Before(deadline) || s.isClosing() || s.isDraining() {
 			out := make([]delivery, len(got))
@@ -165,9 +175,11 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 					EnqueuedAt: m.enqueuedAt.UTC().Format(time.RFC3339Nano), seq: m.seq, raw: m.body}
 			}
 			s.mu.Unlock()
-			if err := s.persist(seqRefs(dirty)); err != nil {
-				s.abandon(out, true)
-				return nil, err
+			if len(dirty) > 0 || sync {
+				if err := s.persist(seqRefs(dirty)); err != nil {
+					s.abandon(out, true)
+					return nil, err
+				}
 			}
 			return s.fillBodies(out)
 		}
@@ -207,22 +219,14 @@ func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 		}
 		return out, nil
 	}
-	err := s.st.view(func(tx *bolt.Tx) error {
-		meta, body := tx.Bucket(bucketMeta), tx.Bucket(bucketBody)
-		for i := range out {
-			k := seqKey(out[i].seq)
-			v := body.Get(k)
-			if v == nil && meta.Get(k) == nil {
-				out[i].missing = true
-				continue
-			}
-			out[i].Body = base64.StdEncoding.EncodeToString(v)
+	for i := range out {
+		body, ok, err := s.st.readBody(out[i].seq)
+		if err != nil {
+			s.abandon(out, false)
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		s.abandon(out, false)
-		return nil, err
+		out[i].missing = !ok
+		out[i].Body = base64.StdEncoding.EncodeToString(body)
 	}
 	kept := out[:0]
 	for _, d := range out {
@@ -268,6 +272,7 @@ func (s *Server) settle(name string, receipts []string, kind receiptsKind, d tim
 	results := make([]receiptResult, len(receipts))
 	var refs []ref
 	var undos []settleUndo
+	done := 0
 	s.mu.Lock()
 	for i, r := range receipts {
 		results[i].Receipt = r
@@ -294,12 +299,19 @@ func (s *Server) settle(name string, receipts []string, kind receiptsKind, d tim
 			s.ix.setTimed(m, stateLeased, now.Add(d))
 			st = statusExtended
 		}
+		results[i].Status = st
+		done++
+		if kind == kindExtend {
+			continue // a lease is not durable: nothing to write
+		}
 		u.settled(kind == kindAck)
 		undos = append(undos, u)
-		results[i].Status = st
 		refs = append(refs, ref{seq: m.seq})
 	}
 	s.mu.Unlock()
+	if kind == kindExtend {
+		return done, results, nil
+	}
 	if err := s.persist(refs); err != nil {
 		s.mu.Lock()
 		for i := len(undos) - 1; i >= 0; i-- { // newest first: a receipt may repeat
@@ -319,7 +331,7 @@ func (s *Server) settle(name string, receipts []string, kind receiptsKind, d tim
 		}
 		s.mu.Unlock()
 	}
-	return len(undos), results, nil
+	return done, results, nil
 }
 
 // BoxInfo is the GET /mailboxes/{box} answer.

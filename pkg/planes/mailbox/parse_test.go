@@ -140,14 +140,14 @@ func TestRegisterFlags(t *testing.T) {
 	fs := flag.NewFlagSet("svc-mailbox", flag.ContinueOnError)
 	c.RegisterFlags(fs)
 	if c.MaxMessageBytes != DefaultMaxMessageBytes || c.MaxDeliveries != DefaultMaxDeliveries ||
-		c.IdempotencyWindow != DefaultIdempotencyWindow || c.CompactInterval != DefaultCompactInterval {
+		c.IdempotencyWindow != DefaultIdempotencyWindow || c.SegmentBytes != DefaultSegmentBytes {
 		t.Fatalf("defaults = %+v", c)
 	}
-	err := fs.Parse([]string{"--max-depth=7", "--max-boxes=3", "--compact-interval=0", "--max-message-bytes=1024"})
+	err := fs.Parse([]string{"--max-depth=7", "--max-boxes=3", "--segment-bytes=65536", "--max-message-bytes=1024"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxDepth != 7 || c.MaxBoxes != 3 || c.CompactInterval != 0 || c.MaxMessageBytes != 1024 {
+	if c.MaxDepth != 7 || c.MaxBoxes != 3 || c.SegmentBytes != 65536 || c.MaxMessageBytes != 1024 {
 		t.Fatalf("parsed = %+v", c)
 	}
 }

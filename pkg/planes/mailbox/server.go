@@ -9,11 +9,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Server is the mailbox plane: the HTTP API over the in-memory index and,
-// unless Amnesia is set, its bbolt store.
+// unless Amnesia is set, its log.
 type Server struct {
 	cfg Config
 	log hclog.Logger
@@ -21,9 +20,14 @@ type Server struct {
 	mu sync.Mutex // guards ix; never held across I/O
 	ix *index
 
-	st  *store    // nil in amnesia
-	com committer // nil in amnesia
+	st  *store     // nil in amnesia
+	com *committer // nil in amnesia
 	met *metrics
+
+	// lazy holds the messages whose newest delivery count is not on disk
+	// yet (guarded by mu). Every commit carries them; a message in it is
+	// not leased again before a commit wrote it (see receive).
+	lazy map[uint64]struct{}
 
 	kickCh    chan struct{}
 	closing   chan struct{}
@@ -38,7 +42,7 @@ type Server struct {
 	persistFault atomic.Pointer[func(refs []ref) error]
 }
 
-// New opens the store (compacting it first if worthwhile), rebuilds the
+// New opens the store (migrating an earlier bbolt file), rebuilds the
 // in-memory index and starts the lease sweeper. Metrics are registered on
 // reg when it is not nil.
 func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, error) {
@@ -55,6 +59,7 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		kickCh:   make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		draining: make(chan struct{}),
+		lazy:     make(map[uint64]struct{}),
 	}
 	s.ix = newIndex(cfg, s.kick)
 	s.met = newMetrics(s)
@@ -75,35 +80,31 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 }
 
 func (s *Server) openDurable() error {
-	st, err := openStore(s.cfg.DataDir, s.log)
+	st, err := openStore(s.cfg.DataDir, s.log, s.cfg.SegmentBytes, s.cfg.CompactFreeRatio)
 	if err != nil {
 		return err
 	}
 	s.st = st
-	if _, err := st.compactIfWorth(s.cfg.CompactMinBytes, s.cfg.CompactFreeRatio); err != nil {
-		// The old file is still in use when compaction fails before its rename.
-		s.log.Error("start-up compaction failed", "error", err)
-		if st.db == nil {
-			return fmt.Errorf("mailbox store unusable after compaction: %w", err)
-		}
-	}
-	if err := s.rebuild(); err != nil {
-		_ = st.close()
-		return err
-	}
-	s.com = newLoopCommitter(st, s.apply, func(n int) { s.met.commitOps.Observe(float64(n)) })
+	s.rebuild()
+	s.com = newCommitter(st, s.materialize, func(n int) { s.met.commitOps.Observe(float64(n)) },
+		func(n int, err error) {
+			s.met.compactions.Add(float64(n))
+			if err != nil {
+				s.log.Error("log compaction failed", "error", err)
+			}
+		})
 	return s.persistRebuild()
 }
 
-// rebuild loads every stored message into the index. Leases whose time has
-// not come are restored as leases (their receipts still ack); the rest are
-// ready, or dead-lettered when their deliveries are used up.
-func (s *Server) rebuild() error {
+// rebuild loads every stored message into the index. Leases are not
+// durable: every stored message is ready, or delayed by a nack, or
+// dead-lettered when its deliveries are used up.
+func (s *Server) rebuild() {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.ix
-	hi, err := s.st.load(func(seq uint64, r record) {
+	hi := s.st.load(func(seq uint64, r record) {
 		b := x.boxes[r.box]
 		if b == nil {
 			// Stored boxes are loaded even beyond max_boxes: never hide data.
@@ -120,24 +121,16 @@ func (s *Server) rebuild() error {
 			visibleAt: time.Unix(0, r.visibleAt), deliveries: r.deliveries, qidx: -1, aidx: -1}
 		x.msgs[seq] = m
 		b.all.push(m)
-		switch {
-		case m.visibleAt.After(now) && r.receipt != "":
-			m.receipt = r.receipt
-			b.inFlight++
-			x.setTimed(m, stateLeased, m.visibleAt)
-		case m.visibleAt.After(now):
+		if m.visibleAt.After(now) && r.receipt == "" {
 			x.setTimed(m, stateDelayed, m.visibleAt)
-		default:
+		} else {
+			m.visibleAt = now
 			x.makeReady(m)
 		}
 	}, func(key string, created time.Time, seq uint64) {
 		x.idem[key] = &idemEntry{seq: seq, created: created, done: closedChan}
 	})
-	if err != nil {
-		return err
-	}
 	x.nextSeq = hi + 1
-	return nil
 }
 
 // persistRebuild dead-letters what rebuild found exhausted and drops expired
@@ -188,11 +181,13 @@ func (x *index) pruneIdem(now time.Time, window time.Duration) []ref {
 	return refs
 }
 
-// apply writes the current in-memory state of refs in tx. It holds s.mu
-// only to copy that state, never across the write itself.
-func (s *Server) apply(tx *bolt.Tx, refs []ref) error {
+// materialize returns the writes that store the current in-memory state of
+// refs. It holds s.mu only to copy that state. A leased message is stored
+// as visible (leases are not durable), with its delivery count.
+func (s *Server) materialize(refs []ref) []write {
 	ws := make([]write, 0, len(refs))
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, r := range refs {
 		if r.idem != "" {
 			w := write{idemKey: r.idem}
@@ -204,21 +199,36 @@ func (s *Server) apply(tx *bolt.Tx, refs []ref) error {
 		}
 		w := write{seq: r.seq}
 		if m := s.ix.msgs[r.seq]; m != nil {
-			w.meta = record{box: m.box.name, enqueuedAt: m.enqueuedAt.UnixNano(),
-				visibleAt: m.visibleAt.UnixNano(), deliveries: m.deliveries, receipt: m.receipt}.encode()
+			rec := record{box: m.box.name, enqueuedAt: m.enqueuedAt.UnixNano(),
+				visibleAt: m.visibleAt.UnixNano(), deliveries: m.deliveries}
+			if m.state == stateLeased {
+				rec.visibleAt = rec.enqueuedAt
+			}
+			w.meta = rec.encode()
 			if m.state == statePending {
 				w.body, w.putBody = m.body, true
 			}
 		}
 		ws = append(ws, w)
 	}
-	s.mu.Unlock()
-	return applyWrites(tx, ws)
+	return ws
 }
 
-// persist makes refs durable; a no-op in amnesia.
+// persist makes refs durable, together with every lazily kept delivery
+// count; a no-op in amnesia.
 func (s *Server) persist(refs []ref) error {
-	if s.com == nil || len(refs) == 0 {
+	if s.com == nil {
+		return nil
+	}
+	s.mu.Lock()
+	var lazy []uint64
+	for seq := range s.lazy {
+		lazy = append(lazy, seq)
+		refs = append(refs, ref{seq: seq})
+	}
+	clear(s.lazy)
+	s.mu.Unlock()
+	if len(refs) == 0 {
 		return nil
 	}
 	start := time.Now()
@@ -231,6 +241,13 @@ func (s *Server) persist(refs []ref) error {
 	}
 	s.met.commitSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
+		s.mu.Lock()
+		for _, seq := range lazy { // still not on disk
+			if s.ix.msgs[seq] != nil {
+				s.lazy[seq] = struct{}{}
+			}
+		}
+		s.mu.Unlock()
 		if errors.Is(err, errClosing) || errors.Is(err, errStoreClosed) {
 			return errClosing
 		}
@@ -248,8 +265,8 @@ func (s *Server) kick() {
 	}
 }
 
-// sweep ends leases when they expire (waking receivers), prunes
-// idempotency keys and runs periodic compaction.
+// sweep ends leases when they expire (waking receivers) and prunes
+// idempotency keys.
 func (s *Server) sweep() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -257,12 +274,6 @@ func (s *Server) sweep() {
 	pruneEvery := min(max(s.cfg.IdempotencyWindow/4, time.Second), time.Minute)
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
-	var compactC <-chan time.Time
-	if s.st != nil && s.cfg.CompactInterval > 0 {
-		t := time.NewTicker(s.cfg.CompactInterval)
-		defer t.Stop()
-		compactC = t.C
-	}
 	for {
 		now := time.Now()
 		s.mu.Lock()
@@ -288,21 +299,7 @@ func (s *Server) sweep() {
 			if err := s.persist(refs); err != nil && !errors.Is(err, errClosing) {
 				s.log.Error("persist idempotency pruning", "error", err)
 			}
-		case <-compactC:
-			s.compact()
 		}
-	}
-}
-
-// compact runs one periodic compaction check.
-func (s *Server) compact() {
-	done, err := s.st.compactIfWorth(s.cfg.CompactMinBytes, s.cfg.CompactFreeRatio)
-	if err != nil {
-		s.log.Error("compaction failed", "error", err)
-		return
-	}
-	if done {
-		s.met.compactions.Inc()
 	}
 }
 
@@ -312,9 +309,6 @@ func (s *Server) Ready() error {
 	case <-s.closing:
 		return errClosing
 	default:
-	}
-	if s.st != nil && s.st.broken.Load() {
-		return errors.New("mailbox store could not be reopened after compaction")
 	}
 	return nil
 }
