@@ -7,6 +7,13 @@
 //	     201 {"id":"..."}            once the message is fsynced
 //	     200 {"id":"..."}            Idempotency-Key replay: the original id, no new message
 //	     413 too_large, 429 box_full, 429 too_many_boxes, 400 bad_box / bad_idempotency_key
+//	POST /mailboxes/{box}/messages:batch  {"messages":[{"body":"<base64>","idempotency_key":"..."}]}
+//	     1..100 messages, stored with one commit.
+//	     200 {"results":[{"id","status":201|200} or {"error","code","status"}]}, one per
+//	     message in order; status is what a single send would have answered
+//	     (200 = an idempotency replay, also for a key repeated in the batch;
+//	     400 bad_body / bad_idempotency_key, 413 too_large, 429 box_full ...).
+//	     A failed commit fails the whole request (507, 500): nothing stored.
 //	POST /mailboxes/{box}/receive?max=10&visibility=30s&wait=0s
 //	     200 {"messages":[{"id","body","receipt","deliveries","enqueued_at"}]}
 //	     max 1..100 (default 10); visibility 1ms..12h (default 30s); wait 0..20s

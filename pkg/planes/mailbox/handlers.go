@@ -14,6 +14,7 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := httpx.NewMux()
 	mux.HandleFunc("POST /mailboxes/{box}/messages", s.handleSend)
+	mux.HandleFunc("POST /mailboxes/{box}/messages:batch", s.handleSendBatch)
 	mux.HandleFunc("POST /mailboxes/{box}/receive", s.handleReceive)
 	mux.HandleFunc("POST /mailboxes/{box}/ack", s.settleHandler(kindAck))
 	mux.HandleFunc("POST /mailboxes/{box}/nack", s.settleHandler(kindNack))
@@ -32,6 +33,17 @@ func boxFromPath(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// sendBoxFromPath is boxFromPath for sends: a dead-letter box answers 400
+// bad_box.
+func sendBoxFromPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name, ok := boxFromPath(w, r)
+	if ok && isDLQ(name) {
+		httpx.Error(w, http.StatusBadRequest, "bad_box", "dead-letter boxes are filled only by redelivery; send to the original box")
+		return "", false
+	}
+	return name, ok
 }
 
 // writeOpError maps an operation error to its JSON HTTP answer.
@@ -59,12 +71,8 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
-	name, ok := boxFromPath(w, r)
+	name, ok := sendBoxFromPath(w, r)
 	if !ok {
-		return
-	}
-	if isDLQ(name) {
-		httpx.Error(w, http.StatusBadRequest, "bad_box", "dead-letter boxes are filled only by redelivery; send to the original box")
 		return
 	}
 	key := ""
