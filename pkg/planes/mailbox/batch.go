@@ -63,7 +63,9 @@ func (s *Server) handleSendBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeOpError(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, map[string]any{"results": results})
+	writeJSON(w, http.StatusOK, struct {
+		Results []batchResult `json:"results"`
+	}{results})
 }
 
 // decodeItem checks one batch message; a non-nil result is its error.

@@ -97,7 +97,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		status = http.StatusOK
 	}
-	httpx.JSON(w, status, map[string]string{"id": id})
+	writeID(w, status, id)
 }
 
 func (s *Server) handleReceive(w http.ResponseWriter, r *http.Request) {
@@ -120,13 +120,12 @@ func (s *Server) handleReceive(w http.ResponseWriter, r *http.Request) {
 		s.writeOpError(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, struct {
+	writeJSON(w, http.StatusOK, struct {
 		Messages []delivery `json:"messages"`
 	}{Messages: msgs})
 }
 
 func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
-	countKey := map[receiptsKind]string{kindAck: "acked", kindNack: "nacked", kindExtend: "extended"}[kind]
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, ok := boxFromPath(w, r)
 		if !ok {
@@ -146,7 +145,7 @@ func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
 			s.writeOpError(w, r, err)
 			return
 		}
-		httpx.JSON(w, http.StatusOK, map[string]any{countKey: n, "results": results})
+		writeJSON(w, http.StatusOK, settleAnswer(kind, n, results))
 	}
 }
 

@@ -48,7 +48,15 @@ func ValidateBox(name string) error {
 func isDLQ(name string) bool { return strings.HasSuffix(name, DLQSuffix) }
 
 // formatID renders a message sequence number as its public id.
-func formatID(seq uint64) string { return fmt.Sprintf("%016x", seq) }
+func formatID(seq uint64) string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[seq&0xf]
+		seq >>= 4
+	}
+	return string(b[:])
+}
 
 // parseID is the inverse of formatID.
 func parseID(id string) (uint64, bool) {

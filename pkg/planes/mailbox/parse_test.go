@@ -77,6 +77,20 @@ func TestParseReceiptsBody(t *testing.T) {
 	}
 }
 
+func TestFormatID(t *testing.T) {
+	for _, tc := range []struct {
+		seq  uint64
+		want string
+	}{{0, "0000000000000000"}, {1, "0000000000000001"}, {0xabc, "0000000000000abc"}, {^uint64(0), "ffffffffffffffff"}} {
+		if got := formatID(tc.seq); got != tc.want {
+			t.Errorf("formatID(%d) = %q, want %q", tc.seq, got, tc.want)
+		}
+		if seq, ok := parseID(tc.want); !ok || seq != tc.seq {
+			t.Errorf("parseID(%q) = %d %v", tc.want, seq, ok)
+		}
+	}
+}
+
 func TestReceiptShape(t *testing.T) {
 	r := newReceipt(42, 3)
 	if seq, ok := receiptSeq(r); !ok || seq != 42 {
