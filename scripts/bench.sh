@@ -17,7 +17,9 @@
 #   BENCH_QUICK=1     shorter everything (the dhtsim section keeps its 5-minute budget)
 #   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
 #                     loglines storage mailbox faultready eventsfanout ssecpu
-#                     dhtsim cluster micro (space separated)
+#                     dhtsim cluster micro (space separated); mailboxlong runs
+#                     only when named here or with BENCH_LONG=1
+#   BENCH_LONG=1      also run mailboxlong (10 minutes of steady mailbox load)
 #   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
 #
 # Everything listens on 127.0.0.1 only, is bounded in time, and every process
@@ -165,7 +167,7 @@ if [ "$QUICK" = 1 ]; then
 	bench idle 60 -idle 10s
 	bench loglines 60
 	bench storage 200
-	bench mailbox 120 "${REDIS_FLAG[@]}"
+	bench mailbox 180 "${REDIS_FLAG[@]}"
 else
 	bench restart 240 "${RUNSV_FLAG[@]}"
 	bench exit503 150
@@ -174,6 +176,10 @@ else
 	bench loglines 120
 	bench storage 420
 	bench mailbox 300 "${REDIS_FLAG[@]}"
+fi
+# The mailbox log's disk bound under steady load (10 min; 30 s when quick).
+if [ "${BENCH_LONG:-0}" = 1 ] || [[ " $ONLY " == *" mailboxlong "* ]]; then
+	if [ "$QUICK" = 1 ]; then bench mailboxlong 150; else bench mailboxlong 780; fi
 fi
 
 # --- Events: the live view (GET /api/v1/events, POST .../fault) ----------------

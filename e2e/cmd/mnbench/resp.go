@@ -40,31 +40,11 @@ func (rc *respConn) Close() error { return rc.c.Close() }
 
 // do sends one command and reads its reply; a Redis error reply is an error.
 func (rc *respConn) do(args ...[]byte) (respReply, error) {
-	if err := rc.c.SetDeadline(time.Now().Add(rc.to)); err != nil {
-		return respReply{}, fmt.Errorf("redis deadline: %w", err)
+	reps, err := rc.pipe(args)
+	if len(reps) == 0 {
+		return respReply{}, err
 	}
-	w := rc.w
-	w.WriteByte('*')
-	w.WriteString(strconv.Itoa(len(args)))
-	w.WriteString("\r\n")
-	for _, a := range args {
-		w.WriteByte('$')
-		w.WriteString(strconv.Itoa(len(a)))
-		w.WriteString("\r\n")
-		w.Write(a)
-		w.WriteString("\r\n")
-	}
-	if err := w.Flush(); err != nil {
-		return respReply{}, fmt.Errorf("redis write: %w", err)
-	}
-	rep, err := readReply(rc.r, 0)
-	if err != nil {
-		return rep, fmt.Errorf("redis %s: %w", args[0], err)
-	}
-	if rep.kind == '-' {
-		return rep, fmt.Errorf("redis %s: %s", args[0], rep.str)
-	}
-	return rep, nil
+	return reps[0], err
 }
 
 // cmd is do with string arguments.
@@ -132,4 +112,41 @@ func readReply(r *bufio.Reader, depth int) (respReply, error) {
 		return rep, fmt.Errorf("%w: type %q", errRESP, kind)
 	}
 	return rep, nil
+}
+
+// pipe sends every command at once and then reads their replies, in order:
+// one round trip for the lot. A Redis error reply is an error.
+func (rc *respConn) pipe(cmds ...[][]byte) ([]respReply, error) {
+	if err := rc.c.SetDeadline(time.Now().Add(rc.to)); err != nil {
+		return nil, fmt.Errorf("redis deadline: %w", err)
+	}
+	w := rc.w
+	for _, args := range cmds {
+		w.WriteByte('*')
+		w.WriteString(strconv.Itoa(len(args)))
+		w.WriteString("\r\n")
+		for _, a := range args {
+			w.WriteByte('$')
+			w.WriteString(strconv.Itoa(len(a)))
+			w.WriteString("\r\n")
+			w.Write(a)
+			w.WriteString("\r\n")
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("redis write: %w", err)
+	}
+	reps := make([]respReply, len(cmds))
+	var firstErr error
+	for i := range cmds {
+		rep, err := readReply(rc.r, 0)
+		if err != nil {
+			return nil, fmt.Errorf("redis %s: %w", cmds[i][0], err)
+		}
+		if rep.kind == '-' && firstErr == nil {
+			firstErr = fmt.Errorf("redis %s: %s", cmds[i][0], rep.str)
+		}
+		reps[i] = rep
+	}
+	return reps, firstErr
 }
