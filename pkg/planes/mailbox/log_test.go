@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -233,5 +234,43 @@ func TestMigrateFromBolt(t *testing.T) {
 	e.restart() // a second start does not migrate again
 	if info := e.info("a"); info.Depth != 3 {
 		t.Fatalf("after a second start: %+v", info)
+	}
+}
+
+// A segment whose file grew past its zero-filled part (an append fitted
+// where the zero fill did not) is filled on from its records' end, never
+// over them.
+func TestGrowNeverOverwritesRecords(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *store {
+		st, err := openStore(dir, hclog.NewNullLogger(), DefaultSegmentBytes, DefaultCompactFreeRatio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	meta := record{box: "g"}.encode()
+	put := func(st *store, seq uint64) {
+		if err := st.appendBatch([]write{{seq: seq, meta: meta, body: []byte(fmt.Sprint("body ", seq)), putBody: true}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := open()
+	put(st, 1)
+	seg := st.active()
+	seg.filled = 0 // as if the zero fill had failed and the append grown the file
+	put(st, 2)
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open()
+	defer func() { _ = st.close() }()
+	for _, seq := range []uint64{1, 2} {
+		if b, ok, err := st.readBody(seq); err != nil || !ok || string(b) != fmt.Sprint("body ", seq) {
+			t.Fatalf("message %d after reopen: %q %v %v", seq, b, ok, err)
+		}
+	}
+	if st.torn.Load() != 0 {
+		t.Fatal("a clean log replayed with a torn tail")
 	}
 }

@@ -96,10 +96,13 @@ func (st *store) appendBatch(ws []write) error {
 		return errStoreClosed
 	}
 	if seg.size >= st.segBytes {
+		// When no new segment can be made (a full disk) the active one
+		// grows on: an ack must still be able to land somewhere.
 		if err := st.rotate(); err != nil {
-			return err
+			st.log.Warn("cannot start a new log segment; appending to the current one", "error", err)
+		} else {
+			seg = st.active()
 		}
-		seg = st.active()
 	}
 	b := st.newBatch(seg)
 	st.mu.RLock()

@@ -295,16 +295,16 @@ var zeroChunk = make([]byte, fillChunk)
 // (the reason write-ahead logs recycle their files). When the disk has no
 // room for the zeros the append grows the file itself.
 func (st *store) grow(seg *segment, end int64) {
-	if end <= seg.filled {
-		return
+	// The file holds records up to size and zeros up to filled; an
+	// append that grew the file itself may have left filled below size.
+	from := max(seg.filled, seg.size)
+	to := min((end/fillChunk+1)*fillChunk, st.segBytes)
+	if to <= max(from, end) {
+		return // no room ahead within the segment: the append grows the file
 	}
-	to := max(end, min((end/fillChunk+1)*fillChunk, st.segBytes))
-	if to <= seg.filled {
-		return
-	}
-	for off := seg.filled; off < to; off += fillChunk {
+	for off := from; off < to; off += fillChunk {
 		if _, err := seg.f.WriteAt(zeroChunk[:min(fillChunk, to-off)], off); err != nil {
-			_ = seg.f.Truncate(seg.filled)
+			_ = seg.f.Truncate(from)
 			return
 		}
 	}
