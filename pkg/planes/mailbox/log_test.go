@@ -235,6 +235,19 @@ func TestMigrateFromBolt(t *testing.T) {
 	if info := e.info("a"); info.Depth != 3 {
 		t.Fatalf("after a second start: %+v", info)
 	}
+	// A crash between the two renames: the log is complete, the old file
+	// still in place. The next start only finishes the rename.
+	e.stop()
+	if err := os.Rename(filepath.Join(dir, BoltFile+MigratedSuffix), filepath.Join(dir, BoltFile)); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	if info := e.info("a"); info.Depth != 3 {
+		t.Fatalf("after a start that found both the log and %s: %+v", BoltFile, info)
+	}
+	if _, err := os.Stat(filepath.Join(dir, BoltFile)); !os.IsNotExist(err) {
+		t.Fatalf("%s still in place: %v", BoltFile, err)
+	}
 }
 
 // A segment whose file grew past its zero-filled part (an append fitted
@@ -272,5 +285,45 @@ func TestGrowNeverOverwritesRecords(t *testing.T) {
 	}
 	if st.torn.Load() != 0 {
 		t.Fatal("a clean log replayed with a torn tail")
+	}
+}
+
+// Compaction keeps the newest state of what it copies forward: a message
+// moved to a dead-letter box, one delayed by a nack, an idempotency key and
+// a delivery count, all first written in segments that compaction removes.
+func TestCompactionKeepsNewestState(t *testing.T) {
+	e := newEnv(t, Config{SegmentBytes: 32 << 10, MaxDeliveries: 1, IdempotencyWindow: time.Hour})
+	_, out := e.do(t.Context(), "POST", "/mailboxes/keep/messages", []byte("keyed"), map[string]string{"Idempotency-Key": "k"})
+	keyed := decode[map[string]string](t, out)["id"]
+	poison := e.send("jobs", "poison")
+	m := e.receive("jobs", "")[0]
+	e.settle("jobs", "nack", nil, m.Receipt) // deliveries used up: to jobs.dlq
+	e.send("later", "delayed")
+	d := e.receive("later", "")[0]
+	e.settle("later", "nack", map[string]any{"delay": "1h"}, d.Receipt)
+	body := strings.Repeat("f", 4<<10)
+	for round := 0; round < 4; round++ { // roll the segments over several times
+		for i := 0; i < 20; i++ {
+			e.send("churn", body)
+		}
+		e.drain("churn")
+	}
+	ids, err := segmentIDs(filepath.Join(e.cfg.DataDir, LogDir))
+	if err != nil || ids[0] == 1 {
+		t.Fatalf("segment 1 was not compacted away: %v %v", ids, err)
+	}
+	e.restart()
+	if dl := e.receive("jobs.dlq", ""); len(dl) != 1 || dl[0].ID != poison || dl[0].data(t) != "poison" {
+		t.Fatalf("dead-letter box after compaction: %+v", dl)
+	}
+	if info := e.info("later"); info.Depth != 1 || info.InFlight != 0 {
+		t.Fatalf("delayed box after compaction: %+v", info)
+	}
+	if got := e.receive("later", ""); len(got) != 0 {
+		t.Fatalf("the nack's delay was lost in compaction: %+v", got)
+	}
+	st, out := e.do(t.Context(), "POST", "/mailboxes/keep/messages", []byte("again"), map[string]string{"Idempotency-Key": "k"})
+	if st != 200 || decode[map[string]string](t, out)["id"] != keyed {
+		t.Fatalf("idempotency key after compaction: %d %s", st, out)
 	}
 }
