@@ -114,3 +114,17 @@ func TestBatchSendCommitFailure(t *testing.T) {
 		t.Fatalf("retry after a failed batch: %+v", res)
 	}
 }
+
+// An empty body is delivered as "" (never null), in both modes.
+func TestEmptyBodyIsAnEmptyString(t *testing.T) {
+	for name, cfg := range modes() {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, cfg)
+			e.send("e", "")
+			st, out := e.do(context.Background(), "POST", "/mailboxes/e/receive", nil, nil)
+			if st != http.StatusOK || !strings.Contains(string(out), `"body":""`) {
+				t.Fatalf("receive of an empty message: %d %s", st, out)
+			}
+		})
+	}
+}

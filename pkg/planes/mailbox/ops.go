@@ -2,7 +2,6 @@ package mailbox
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"sort"
 	"time"
@@ -11,14 +10,13 @@ import (
 // delivery is one message handed to a receiver.
 type delivery struct {
 	ID         string `json:"id"`
-	Body       string `json:"body"`
+	Body       []byte `json:"body"` // encoding/json writes it as standard base64
 	Receipt    string `json:"receipt"`
 	Deliveries uint32 `json:"deliveries"`
 	EnqueuedAt string `json:"enqueued_at"`
 
 	seq     uint64
-	raw     []byte // amnesia: the body
-	missing bool   // acked by someone else before its body was read
+	missing bool // acked by someone else before its body was read
 }
 
 // receiptResult is the outcome for one receipt of an ack, nack or extend.
@@ -172,7 +170,7 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 			out := make([]delivery, len(got))
 			for i, m := range got {
 				out[i] = delivery{ID: formatID(m.seq), Receipt: m.receipt, Deliveries: m.deliveries,
-					EnqueuedAt: m.enqueuedAt.UTC().Format(time.RFC3339Nano), seq: m.seq, raw: m.body}
+					EnqueuedAt: m.enqueuedAt.UTC().Format(time.RFC3339Nano), seq: m.seq, Body: m.body}
 			}
 			s.mu.Unlock()
 			if len(dirty) > 0 || sync {
@@ -207,15 +205,19 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 	}
 }
 
-// fillBodies base64-encodes each delivery's body, read from disk unless in
-// amnesia. Deliveries whose message vanished meanwhile are dropped.
+// fillBodies sets each delivery's body, read from disk unless in amnesia
+// (a stored body is never changed, so the index's slice is used as is).
+// Deliveries whose message vanished meanwhile are dropped. An empty body
+// is a non-nil slice, so that it encodes as "" rather than null.
 func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 	if len(out) == 0 {
 		return out, nil
 	}
 	if s.st == nil {
 		for i := range out {
-			out[i].Body = base64.StdEncoding.EncodeToString(out[i].raw)
+			if out[i].Body == nil {
+				out[i].Body = []byte{}
+			}
 		}
 		return out, nil
 	}
@@ -226,7 +228,7 @@ func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 			return nil, err
 		}
 		out[i].missing = !ok
-		out[i].Body = base64.StdEncoding.EncodeToString(body)
+		out[i].Body = body
 	}
 	kept := out[:0]
 	for _, d := range out {
