@@ -16,7 +16,7 @@ import (
 )
 
 // BenchmarkSendReceiveAck measures full message round trips over real HTTP:
-// a durable send, a receive (durable lease) and a durable ack per op, with
+// a durable send, a receive (a lease, not fsynced) and a durable ack per op, with
 // 1, 16 and 64 concurrent clients (each on its own box), through the
 // group-commit loop. msgs/s is the figure to compare.
 func BenchmarkSendReceiveAck(b *testing.B) {

@@ -240,9 +240,9 @@ func (s *Server) fillBodies(out []delivery) ([]delivery, error) {
 }
 
 // abandon ends the leases of deliveries that could not be handed out.
-// uncommitted says the leases never became durable: their delivery is then
-// not counted either, so memory matches the store again and a message is
-// not dead-lettered for a delivery nobody got. Dead-letter moves it causes
+// uncommitted says the commit the receive needed failed: their delivery is
+// then not counted either, so a message is not dead-lettered for a
+// delivery nobody got. Dead-letter moves it causes
 // are persisted best-effort (a restart redoes them anyway).
 func (s *Server) abandon(out []delivery, uncommitted bool) {
 	now := time.Now()
