@@ -128,7 +128,7 @@ func TestChaosPrintsRecoveryRounds(t *testing.T) {
 	if code, _, _ := runCLI(context.Background(), b, "chaos", "storage", "--kind", "boom"); code != ExitUsage {
 		t.Errorf("bad kind: exit %d", code)
 	}
-	if code, _, errOut := runCLI(context.Background(), b, "chaos", "nope"); code != ExitFailure || !strings.Contains(errOut, "unknown service") {
+	if code, _, errOut := runCLI(context.Background(), b, "chaos", "nope"); code != ExitUsage || !strings.Contains(errOut, "unknown service") {
 		t.Errorf("unknown service: exit %d %s", code, errOut)
 	}
 }

@@ -31,6 +31,9 @@ const (
 	ExitOK      = 0 // success
 	ExitFailure = 1 // runtime failure: the node failed, the API said no, a doctor check failed
 	ExitUsage   = 2 // bad usage or bad configuration
+	// ExitNotReady is `status` finding a service not running and ready, or
+	// the node not ready (systemctl's "not active").
+	ExitNotReady = 3
 )
 
 // Env is the outside world a command sees. Tests inject their own.
@@ -120,19 +123,22 @@ func newApp(env Env) *ucli.App {
 			"as its own process, restarts crashed ones with backoff, and serves one admin API.\n\n" +
 			"Configuration comes from built-in defaults, then a file (--config or RON_CONFIG),\n" +
 			"then RON_* environment variables, then flags. Exit codes: 0 ok, 1 failure,\n" +
-			"2 bad usage or bad config.\n\n" +
+			"2 bad usage or bad config, 3 (status) a service is not running and ready.\n\n" +
 			"Example:\n   macronode run --config /etc/macronode/macronode.yaml\n   macronode status",
-		Flags:           []ucli.Flag{helpFlag()},
+		Flags:           []ucli.Flag{helpFlag(), &ucli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version (as `macronode version`)", DisableDefaultText: true}},
 		Writer:          env.Stdout,
 		ErrWriter:       env.Stderr,
 		HideVersion:     true,
 		HideHelp:        true,                          // we bring our own help flag and command (see prepare)
 		ExitErrHandler:  func(*ucli.Context, error) {}, // never os.Exit from inside the library
-		OnUsageError:    onUsageError,
+		OnUsageError:    usageErrorFor("macronode"),
 		CommandNotFound: func(c *ucli.Context, name string) {},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usageErr("unknown command %q (see 'macronode --help')", c.Args().First())
+				return unknownCommand("macronode", c.Args().First(), c.App.Commands)
+			}
+			if c.Bool("version") {
+				return printVersion(env, false)
 			}
 			_ = ucli.ShowAppHelp(c)
 			return silent(ExitUsage)
@@ -158,7 +164,7 @@ func newApp(env Env) *ucli.App {
 			helpCommand(),
 		},
 	}
-	prepare(app.Commands)
+	prepare("macronode", app.Commands)
 	return app
 }
 
@@ -166,12 +172,15 @@ func newApp(env Env) *ucli.App {
 // flag. urfave/cli's default help flag and help command are package-level
 // values that it mutates while parsing; owning ours keeps concurrent Run
 // calls (parallel tests) race-free.
-func prepare(cmds []*ucli.Command) {
+// Each handler knows its command's full path, so a usage error points at
+// the right help (`macronode config print --help`).
+func prepare(path string, cmds []*ucli.Command) {
 	for _, c := range cmds {
-		c.OnUsageError = onUsageError
+		full := path + " " + c.Name
+		c.OnUsageError = usageErrorFor(full)
 		c.HideHelp = true
 		c.Flags = append(c.Flags, helpFlag())
-		prepare(c.Subcommands)
+		prepare(full, c.Subcommands)
 	}
 }
 
@@ -191,7 +200,7 @@ func helpCommand() *ucli.Command {
 			}
 			name := c.Args().First()
 			if c.App.Command(name) == nil {
-				return usageErr("unknown command %q (see 'macronode --help')", name)
+				return unknownCommand("macronode", name, c.App.Commands)
 			}
 			return ucli.ShowCommandHelp(c, name)
 		},
@@ -265,12 +274,12 @@ func takesValue(cmd *ucli.Command, name string) bool {
 	return false
 }
 
-func onUsageError(c *ucli.Context, err error, isSubcommand bool) error {
-	name := "macronode"
-	if c.Command != nil && c.Command.FullName() != "" {
-		name = "macronode " + c.Command.FullName()
+// usageErrorFor is the flag-parse error handler of the command at path
+// ("macronode config print").
+func usageErrorFor(path string) ucli.OnUsageErrorFunc {
+	return func(_ *ucli.Context, err error, _ bool) error {
+		return usageErr("%v (see '%s --help')", err, path)
 	}
-	return usageErr("%v (see '%s --help')", err, name)
 }
 
 // configFlag is --config on every command that reads the configuration.

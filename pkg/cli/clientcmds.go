@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -41,9 +43,12 @@ func statusCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "status",
 		Usage:     "show the services of a running node",
-		UsageText: "macronode status [--watch] [--config PATH] [--http-addr ADDR]",
+		UsageText: "macronode status [-o table|json] [--watch] [--config PATH] [--http-addr ADDR]",
 		Description: "Asks the node's admin API (GET /api/v1/status) and prints one row per service\n" +
-			"in start order. Uses the same config layers as `run`, so RON_HTTP_ADDR,\n" +
+			"in start order; -o json prints the API's own JSON document as served. Exits 0\n" +
+			"when the node is ready and every enabled service is running and ready, 3 when\n" +
+			"not (as `systemctl status`), 1 when no node answers. Uses the same config\n" +
+			"layers as `run`, so RON_HTTP_ADDR,\n" +
 			"RON_ADMIN_TOKEN and --config point it at the right node. With --watch it\n" +
 			"follows the events stream: it redraws the table on a terminal, and prints one\n" +
 			"line per change when its output is not a terminal.\n\n" +
@@ -52,10 +57,20 @@ func statusCommand(env Env) *ucli.Command {
 			"   storage  running  41235  3m12s   1         yes    signal: killed\n" +
 			"   node ready, up 3m15s\n" +
 			"   node id 12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo: 2 peers (2 connected), dht routing table 2",
-		Flags: clientFlags(&ucli.BoolFlag{Name: "watch", Usage: "keep showing the status after every change until interrupted"}),
+		Flags: clientFlags(
+			&ucli.BoolFlag{Name: "watch", Usage: "keep showing the status after every change until interrupted"},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "`FORMAT`: table, or json (the admin API's document)"},
+		),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
 				return usageErr("status takes no arguments")
+			}
+			format := c.String("output")
+			if format != "table" && format != "json" {
+				return usageErr("-o must be table or json, got %q", format)
+			}
+			if format == "json" && c.Bool("watch") {
+				return usageErr("--watch draws the table; it does not combine with -o json")
 			}
 			cl, cfg, err := connect(c, env)
 			if err != nil {
@@ -70,16 +85,42 @@ func statusCommand(env Env) *ucli.Command {
 				}
 				return nil
 			}
-			doc, err := cl.status(c.Context)
+			body, err := cl.raw(c.Context, http.MethodGet, "/api/v1/status", nil)
 			if err != nil {
 				return failure(err)
 			}
-			if err := printStatus(env, cfg, doc); err != nil {
+			var doc admin.StatusResponse
+			if err := json.Unmarshal(body, &doc); err != nil {
+				return failure(fmt.Errorf("GET /api/v1/status: unexpected answer: %w", err))
+			}
+			if format == "json" {
+				_, err = env.Stdout.Write(body)
+			} else {
+				err = printStatus(env, cfg, &doc)
+			}
+			if err != nil {
 				return failure(err)
+			}
+			if !allUp(&doc) {
+				return silent(ExitNotReady)
 			}
 			return nil
 		},
 	}
+}
+
+// allUp reports whether the node is ready and every service it runs is
+// running and ready: `status` exits 0 only then.
+func allUp(doc *admin.StatusResponse) bool {
+	if !doc.Ready {
+		return false
+	}
+	for _, s := range doc.Services {
+		if s.State != "running" || !s.Ready {
+			return false
+		}
+	}
+	return true
 }
 
 func printStatus(env Env, cfg *config.Config, doc *admin.StatusResponse) error {
@@ -199,6 +240,9 @@ func logsCommand(env Env) *ucli.Command {
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErr("logs needs exactly one SERVICE (one of %v)", config.Planes)
+			}
+			if err := checkServices(c.Args().Slice(), false); err != nil {
+				return err
 			}
 			n := c.Int("lines")
 			if n < 1 {

@@ -169,8 +169,14 @@ func TestLogsFollowReconnectAndDropped(t *testing.T) {
 func TestLogsFollowUnknownService(t *testing.T) {
 	t.Parallel()
 	f := newFakeNode(t, "")
+	// A name that is no plane is refused before asking the node.
 	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "nosuch", "-f")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, `unknown service "nosuch"`) || !strings.Contains(r.stderr, "HTTP 404") {
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `unknown service "nosuch"`) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A plane this node does not run: the node's 404.
+	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "dht", "-f")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "HTTP 404") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
