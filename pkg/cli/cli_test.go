@@ -91,7 +91,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", nil, []string{"check", "--bogus"}, ExitUsage, "", "flag provided but not defined: -bogus"},
 		{"no command", nil, nil, ExitUsage, "USAGE:", ""},
 		{"unknown config subcommand", nil, []string{"config", "show"}, ExitUsage, "", `unknown command "show" (commands: print, validate); see 'macronode config --help'`},
-		{"restart needs a service", nil, []string{"restart"}, ExitUsage, "", "restart needs exactly one SERVICE"},
+		{"restart needs a service", nil, []string{"restart"}, ExitUsage, "", "restart needs SERVICE... or all"},
 		{"logs bad -n", nil, []string{"logs", "storage", "-n", "0"}, ExitUsage, "", "-n must be at least 1"},
 		{"validate file ok", []string{"RON_READ_TIMEOUT=abc"}, []string{"config", "validate", good}, ExitOK, good + ": ok", ""},
 		{"validate file bad", nil, []string{"config", "validate", portRange}, ExitUsage, "", "port out of range"},

@@ -192,7 +192,7 @@ func TestActions(t *testing.T) {
 	f := newFakeNode(t, "tok")
 	env := []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=tok"}
 	for _, verb := range []string{"restart", "stop", "start"} {
-		r := run(t, env, verb, "storage")
+		r := run(t, env, verb, "storage", "--no-block")
 		if r.code != ExitOK || r.stdout != "storage: "+verb+" scheduled\n" {
 			t.Errorf("%s: exit %d, %q %q", verb, r.code, r.stdout, r.stderr)
 		}
@@ -203,11 +203,11 @@ func TestActions(t *testing.T) {
 	if got != "restart storage,stop storage,start storage" {
 		t.Errorf("actions = %q", got)
 	}
-	r := run(t, env, "restart", "nosuch")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, `restart nosuch: unknown service "nosuch" (not_found, HTTP 404)`) {
+	r := run(t, env, "restart", "dht", "--no-block") // a plane this node does not run
+	if r.code != ExitFailure || !strings.Contains(r.stderr, `restart dht: unknown service "nosuch" (not_found, HTTP 404)`) {
 		t.Errorf("unknown: exit %d, %q", r.code, r.stderr)
 	}
-	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "stop", "storage")
+	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "stop", "storage", "--no-block")
 	if r.code != ExitFailure || !strings.Contains(r.stderr, "HTTP 401") {
 		t.Errorf("no token: exit %d, %q", r.code, r.stderr)
 	}

@@ -189,39 +189,6 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func actionCommand(env Env, verb, usage string) *ucli.Command {
-	return &ucli.Command{
-		Name:      verb,
-		Usage:     usage,
-		UsageText: "macronode " + verb + " SERVICE [--config PATH] [--http-addr ADDR]",
-		Description: fmt.Sprintf("Asks the running node (POST /api/v1/services/SERVICE/%s). Sends\n"+
-			"Authorization: Bearer $RON_ADMIN_TOKEN when an admin token is configured.\n\n"+
-			"Example:\n   macronode %s storage", verb, verb),
-		Flags: clientFlags(),
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return usageErr("%s needs exactly one SERVICE (one of %v)", verb, config.Planes)
-			}
-			name := c.Args().First()
-			cl, _, err := connect(c, env)
-			if err != nil {
-				return err
-			}
-			defer cl.close()
-			doc, err := cl.action(c.Context, name, verb)
-			if err != nil {
-				return failure(fmt.Errorf("%s %s: %w", verb, name, err))
-			}
-			msg := doc.Status
-			if msg == "" {
-				msg = verb + " requested"
-			}
-			fmt.Fprintf(env.Stdout, "%s: %s\n", name, msg)
-			return nil
-		},
-	}
-}
-
 func logsCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "logs",
