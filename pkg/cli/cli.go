@@ -153,6 +153,7 @@ func newApp(env Env) *ucli.App {
 			actionCommand(env, "restart", "restart a service (also clears a failed state)"),
 			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
 			actionCommand(env, "start", "start a stopped service"),
+			reloadCommand(env),
 			logsCommand(env),
 			crashesCommand(env),
 			eventsCommand(env),

@@ -38,6 +38,7 @@ type client struct {
 type apiError struct {
 	Status int
 	Body   httpx.ErrorBody
+	Raw    []byte // the answer as served (at most maxResponseBytes)
 }
 
 func (e *apiError) Error() string {
@@ -131,7 +132,7 @@ func (cl *client) raw(ctx context.Context, method, path string, reqBody io.Reade
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := &apiError{Status: resp.StatusCode}
+		ae := &apiError{Status: resp.StatusCode, Raw: body}
 		if json.Unmarshal(body, &ae.Body) != nil || ae.Body.Error == "" {
 			ae.Body.Error = strings.TrimSpace(truncate(string(body), 200))
 			if ae.Body.Error == "" {
