@@ -162,6 +162,7 @@ func newApp(env Env) *ucli.App {
 			idCommand(env),
 			peersCommand(env),
 			keygenCommand(env),
+			completionCommand(env),
 			helpCommand(),
 		},
 	}
