@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -193,9 +191,13 @@ func logsCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "logs",
 		Usage:     "print recent log lines of one service",
-		UsageText: "macronode logs SERVICE [-n N] [-f] [--config PATH] [--http-addr ADDR]",
+		UsageText: "macronode logs SERVICE [-n N] [-f] [--json] [--config PATH] [--http-addr ADDR]",
 		Description: "Reads the parent's ring buffer of the child's stdout and stderr\n" +
-			"(GET /api/v1/services/SERVICE/logs). With -f, prints the last N lines, then\n" +
+			"(GET /api/v1/services/SERVICE/logs). On a terminal each line is shown as time,\n" +
+			"level (coloured; NO_COLOR turns colour off), service, message and key=value\n" +
+			"fields, with one timestamp: the child's own, else when the node read the line.\n" +
+			"Piped, or with --json, each line is printed as the child wrote it (JSON when the\n" +
+			"child logs JSON). With -f, prints the last N lines, then\n" +
 			"each new line as the node streams it (?follow=1, Server-Sent Events) until\n" +
 			"interrupted, reconnecting where it left off if the connection breaks; lines\n" +
 			"the node's buffer dropped before they could be sent are counted on stderr.\n\n" +
@@ -203,6 +205,7 @@ func logsCommand(env Env) *ucli.Command {
 		Flags: clientFlags(
 			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines"},
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines until interrupted"},
+			&ucli.BoolFlag{Name: "json", Usage: "print the lines as the child wrote them, even on a terminal"},
 		),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -221,10 +224,12 @@ func logsCommand(env Env) *ucli.Command {
 				return err
 			}
 			defer cl.close()
+			tty := isTTY(env.Stdout)
+			view := logView{raw: c.Bool("json") || !tty, color: tty && !hasEnv(env, "NO_COLOR"), loc: time.Local}
 			if c.Bool("follow") {
-				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptible(c.Context)
 				defer stop()
-				if err := followLogs(ctx, env, cl, name, n); err != nil {
+				if err := followLogs(ctx, env, cl, view, name, n); err != nil {
 					return failure(fmt.Errorf("logs %s: %w", name, err))
 				}
 				return nil
@@ -233,18 +238,24 @@ func logsCommand(env Env) *ucli.Command {
 			if err != nil {
 				return failure(fmt.Errorf("logs %s: %w", name, err))
 			}
-			printLines(env, lines)
+			printLines(env, view, name, lines)
 			return nil
 		},
 	}
 }
 
-func printLines(env Env, lines []admin.LogLine) {
+func printLines(env Env, view logView, service string, lines []admin.LogLine) {
 	for _, l := range lines {
-		ts := "-"
-		if !l.Time.IsZero() {
-			ts = l.Time.Format(time.RFC3339Nano)
-		}
-		fmt.Fprintf(env.Stdout, "%s %s %s\n", ts, l.Stream, l.Text)
+		fmt.Fprintln(env.Stdout, view.line(service, l))
 	}
+}
+
+// hasEnv reports whether the variable is set to a non-empty value.
+func hasEnv(env Env, name string) bool {
+	for _, kv := range env.environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name && v != "" {
+			return true
+		}
+	}
+	return false
 }

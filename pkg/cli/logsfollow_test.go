@@ -102,13 +102,9 @@ func startFollow(t *testing.T, f *fakeNode, stdout, stderr *syncBuffer, args ...
 	return func() int { cancel(); return <-done }
 }
 
+// texts lists the lines printed (piped: each as the child wrote it).
 func texts(out string) string {
-	var ts []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		fields := strings.SplitN(l, " ", 3)
-		ts = append(ts, fields[len(fields)-1])
-	}
-	return strings.Join(ts, ",")
+	return strings.Join(strings.Split(strings.TrimSpace(out), "\n"), ",")
 }
 
 // -f prints the newest N lines, then each line as it is streamed, once.
