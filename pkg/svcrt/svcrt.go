@@ -83,6 +83,8 @@ type Plane struct {
 	// PrivateOps keeps /metrics and /version off --listen: the plane serves
 	// Env.Ops on a listener of its own (the gateway's --internal-listen).
 	PrivateOps bool
+	// Routes are the plane's own HTTP routes, listed by --help.
+	Routes []Route
 }
 
 // UsageError reports bad command-line input; Main exits with ExitUsage.
@@ -112,7 +114,7 @@ func Main(p Plane) int {
 		<-ctx.Done()
 		stop()
 	}()
-	return ExitCode(Run(ctx, p, os.Args[1:], os.Stderr))
+	return ExitCode(runMain(ctx, p, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
 // ExitCode maps an error returned by Run to a process exit code.
