@@ -145,9 +145,9 @@ type stamped struct {
 
 // wait subscribes to the node's events, asks for the verb on each service
 // that needs it, and prints each outcome as it happens. It returns false
-// when any outcome was not reached within timeout.
+// when any outcome was not reached within timeout of the requests.
 func (a *actions) wait(ctx context.Context, doc *admin.StatusResponse, names []string, timeout time.Duration) (bool, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errNoOutcome)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	todo := map[string]*pending{}
 	var order []string
@@ -205,6 +205,8 @@ func (a *actions) wait(ctx context.Context, doc *admin.StatusResponse, names []s
 			ok = false
 		}
 	}
+	waitCtx, stopWait := context.WithTimeoutCause(ctx, timeout, errNoOutcome)
+	defer stopWait()
 	for len(todo) > 0 {
 		select {
 		case sf := <-frames:
@@ -223,9 +225,9 @@ func (a *actions) wait(ctx context.Context, doc *admin.StatusResponse, names []s
 			a.settleFromStatus(context.WithoutCancel(ctx), todo)
 			a.giveUp(context.WithoutCancel(ctx), todo, fmt.Sprintf("the event stream ended: %v", err))
 			return false, nil
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			why := "interrupted"
-			if errors.Is(context.Cause(ctx), errNoOutcome) {
+			if errors.Is(context.Cause(waitCtx), errNoOutcome) {
 				why = "no outcome after " + timeout.String()
 			}
 			a.settleFromStatus(context.WithoutCancel(ctx), todo)
