@@ -206,10 +206,7 @@ func concrete(path string) string {
 // (the mux's 405 Allow header), so help cannot drift from the mux.
 func TestSvcHelpRoutesAreServed(t *testing.T) {
 	t.Parallel()
-	// TCP only for libp2p: what is checked here is HTTP, and a QUIC listen
-	// on udp/0 has been seen to panic in the overlay under this harness.
-	tcpOnly := "/ip4/127.0.0.1/tcp/0"
-	n := startNode(t, nodeOpts{env: []string{"RON_OVERLAY_P2P_ADDR=" + tcpOnly, "RON_DHT_P2P_ADDR=" + tcpOnly}})
+	n := startNode(t, nodeOpts{})
 	var st struct {
 		Services map[string]struct {
 			Listen      string `json:"listen"`

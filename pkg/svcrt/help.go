@@ -1,11 +1,7 @@
 package svcrt
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -54,22 +50,4 @@ func writeRoutes(b *strings.Builder, p Plane) {
 	}
 	section("HTTP routes on --listen", append(append([]Route(nil), p.Routes...), listen...))
 	section("HTTP routes on the ops listener (--internal-listen)", ops)
-}
-
-// runMain is Main's core: --help and --version print to stdout (they are
-// what the user asked for) and exit 0; everything else is Run's.
-func runMain(ctx context.Context, p Plane, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if p.validate() == nil {
-		// A first parse only to answer --help and --version; errors are
-		// left to run, which reports them on stderr.
-		opts, err := parseFlagsTo(p, args, stdout, io.Discard, getenv)
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			return err
-		case err == nil && opts.version:
-			printVersion(stdout, p.Name)
-			return nil
-		}
-	}
-	return run(ctx, p, args, stderr, getenv)
 }

@@ -2,6 +2,8 @@ package svcrt
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
@@ -41,7 +43,7 @@ func TestHelpAndVersionOnStdout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr syncBuffer
-			code := ExitCode(runMain(context.Background(), tc.plane, tc.args, &stdout, &stderr, envMap(nil)))
+			code := ExitCode(runIO(context.Background(), tc.plane, tc.args, &stdout, &stderr, envMap(nil)))
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr.String())
 			}
@@ -62,5 +64,28 @@ func TestHelpAndVersionOnStdout(t *testing.T) {
 				t.Errorf("stderr %q, want %q", stderr.String(), tc.stderr)
 			}
 		})
+	}
+}
+
+// The plane's flags are registered and parsed once: a repeatable flag
+// (the overlay's --p2p-listen) must not collect its values twice.
+func TestPlaneFlagsParsedOnce(t *testing.T) {
+	t.Parallel()
+	var values []string
+	registered := 0
+	p := testPlane(nil, nil)
+	p.Flags = func(fs *flag.FlagSet) {
+		registered++
+		fs.Func("addr", "repeatable `addr`", func(v string) error { values = append(values, v); return nil })
+	}
+	errBuild := errors.New("stop here")
+	p.Build = func(context.Context, Env) (Service, error) { return nil, errBuild }
+	var stdout, stderr syncBuffer
+	err := runIO(context.Background(), p, []string{"--listen", "127.0.0.1:0", "--amnesia", "--addr", "a", "--addr", "b"}, &stdout, &stderr, envMap(nil))
+	if !errors.Is(err, errBuild) {
+		t.Fatalf("run: %v; stderr %s", err, stderr.String())
+	}
+	if registered != 1 || strings.Join(values, ",") != "a,b" {
+		t.Errorf("flags registered %d times, values %v; want once, [a b]", registered, values)
 	}
 }
