@@ -125,7 +125,7 @@ func newApp(env Env) *ucli.App {
 			"then RON_* environment variables, then flags. Exit codes: 0 ok, 1 failure,\n" +
 			"2 bad usage or bad config, 3 (status) a service is not running and ready.\n\n" +
 			"Example:\n   macronode run --config /etc/macronode/macronode.yaml\n   macronode status",
-		Flags:           []ucli.Flag{helpFlag(), &ucli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version (as `macronode version`)", DisableDefaultText: true}},
+		Flags:           []ucli.Flag{helpFlag(), &ucli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version, as the version command does", DisableDefaultText: true}},
 		Writer:          env.Stdout,
 		ErrWriter:       env.Stderr,
 		HideVersion:     true,
@@ -150,9 +150,9 @@ func newApp(env Env) *ucli.App {
 			configCommand(env),
 			doctorCommand(env),
 			statusCommand(env),
-			actionCommand(env, "restart", "restart a service (also clears a failed state)"),
-			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
-			actionCommand(env, "start", "start a stopped service"),
+			actionCommand(env, "restart", "restart services, or all, and wait until they are ready (also clears a failed state)"),
+			actionCommand(env, "stop", "stop services, or all, and wait until they are stopped; they stay stopped until started"),
+			actionCommand(env, "start", "start stopped services, or all, and wait until they are ready"),
 			reloadCommand(env),
 			logsCommand(env),
 			crashesCommand(env),
