@@ -253,21 +253,28 @@ func (a *actions) settle(todo map[string]*pending, sf stamped) bool {
 	if !ok {
 		return true
 	}
-	took := sf.at.Sub(p.asked)
+	// An event can arrive before this service's own request was sent (it
+	// was already on its way up): it is the outcome, with no time to tell.
+	timed := func(format string) string {
+		if sf.at.Before(p.asked) {
+			return ""
+		}
+		return fmt.Sprintf(format, millis(sf.at.Sub(p.asked)))
+	}
 	switch {
 	case a.verb == "stop" && ev.Type == events.Stopped:
-		fmt.Fprintf(a.env.Stdout, "%s: stopped (in %s)\n", ev.Service, millis(took))
+		fmt.Fprintf(a.env.Stdout, "%s: stopped%s\n", ev.Service, timed(" (in %s)"))
 	case a.verb != "stop" && ev.Type == events.Ready:
 		var r supervisor.ReadyEvent
 		if json.Unmarshal(ev.Data, &r) != nil || (p.oldPID != 0 && r.PID == p.oldPID) {
 			return true
 		}
-		fmt.Fprintf(a.env.Stdout, "%s: running (pid %d, ready in %s)\n", ev.Service, r.PID, millis(took))
+		fmt.Fprintf(a.env.Stdout, "%s: running (pid %d%s)\n", ev.Service, r.PID, timed(", ready in %s"))
 	case a.verb != "stop" && ev.Type == events.Failed:
 		var f supervisor.FailedEvent
 		_ = json.Unmarshal(ev.Data, &f) // an undecodable body still means failed
-		fmt.Fprintf(a.env.Stdout, "%s: failed after %s: crash loop (more than %d restarts in %s); next retry in %s\n",
-			ev.Service, millis(took), f.MaxRestarts, seconds(f.WindowSeconds), seconds(f.RetrySeconds))
+		fmt.Fprintf(a.env.Stdout, "%s: failed%s: crash loop (more than %d restarts in %s); next retry in %s\n",
+			ev.Service, timed(" after %s"), f.MaxRestarts, seconds(f.WindowSeconds), seconds(f.RetrySeconds))
 		delete(todo, ev.Service)
 		return false
 	default:

@@ -17,7 +17,7 @@ import (
 // scriptNode is a real admin plane over a fake supervisor whose services
 // answer commands by script, as events on a real bus 10ms later: "ok"
 // comes up with a new pid, "crash" opens the breaker, "hang" never comes
-// up, "refuse" refuses the command.
+// up, "refuse" refuses the command, "none" takes it and does nothing.
 type scriptNode struct {
 	bus    *events.Bus
 	mu     sync.Mutex
@@ -25,7 +25,9 @@ type scriptNode struct {
 	script map[string]string
 	calls  []string
 	timers sync.WaitGroup
-	addr   string
+	// onCommand, if set, runs as a command is taken (under mu).
+	onCommand func(verb, name string)
+	addr      string
 }
 
 func newScriptNode(t *testing.T, script map[string]string, st ...supervisor.Status) *scriptNode {
@@ -69,9 +71,15 @@ func (n *scriptNode) command(verb, name string) error {
 		return supervisor.ErrUnknownService
 	}
 	n.calls = append(n.calls, verb+" "+name)
+	if n.onCommand != nil {
+		n.onCommand(verb, name)
+	}
 	script := n.script[name]
-	if script == "refuse" {
+	switch script {
+	case "refuse":
 		return errors.New("not now")
+	case "none":
+		return nil
 	}
 	old := st.PID
 	n.timers.Add(1)
@@ -218,5 +226,23 @@ func TestActionsInterrupted(t *testing.T) {
 	r := runCtx(t, ctx, Env{}, []string{"RON_HTTP_ADDR=" + n.addr}, "restart", "storage")
 	if r.code != ExitFailure || !strings.Contains(r.stdout, "storage: not running and ready: interrupted (state backoff") {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A service already on its way up when its own request is sent: the ready
+// event is its outcome, printed without a time when it arrived before the
+// request was sent (never a negative one).
+func TestActionsOutcomeBeforeRequest(t *testing.T) {
+	t.Parallel()
+	n := newScriptNode(t, map[string]string{"storage": "ok", "index": "none"}, supervisor.Status{Name: "storage", State: supervisor.StateStopped},
+		supervisor.Status{Name: "index", State: supervisor.StateStarting, PID: 5})
+	n.onCommand = func(verb, name string) {
+		if name == "storage" { // index comes up while storage is being asked
+			n.bus.Publish(events.Ready, "index", supervisor.ReadyEvent{PID: 5})
+		}
+	}
+	r := n.run(t, "start", "storage", "index")
+	if r.code != ExitOK || !regexp.MustCompile(`storage: running \(pid 1000, ready in \d+ ms\)\n`).MatchString(r.stdout) || !regexp.MustCompile(`index: running \(pid 5(, ready in \d+ ms)?\)\n`).MatchString(r.stdout) {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
 }
