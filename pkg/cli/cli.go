@@ -1,13 +1,14 @@
 // Package cli is the `macronode` command line (SPEC §4): `run` starts the
 // daemon (pkg/node), `check`, `config print|validate` and `doctor` inspect
-// the configuration and the host, `status`, `restart|stop|start`, `logs`
-// and `peers` are clients of a running node's admin API, `id` asks the node
-// or reads its key file, and `keygen` writes node keys.
+// the configuration and the host, `status`, `restart|stop|start` (which
+// wait for the outcome), `reload`, `logs` and `peers` are clients of a
+// running node's admin API, `id` asks the node or reads its key file,
+// `keygen` writes node keys and `completion` prints shell completion.
 //
 // Every command loads the configuration the same way (defaults, file, RON_*
 // environment, flags) so that `--config` and RON_HTTP_ADDR mean the same to
 // the daemon and to its clients. Exit codes are ExitOK, ExitFailure and
-// ExitUsage.
+// ExitUsage, and ExitNotReady for `status`.
 package cli
 
 import (
