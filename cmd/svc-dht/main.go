@@ -18,6 +18,13 @@ func main() {
 		DefaultAddr: "127.0.0.1:9200",
 		Summary:     "DHT plane: Kademlia (go-libp2p-kad-dht, prefix /macronode) mapping content addresses to the nodes that provide them",
 		Flags:       cfg.RegisterFlags,
+		Routes: []svcrt.Route{
+			{Pattern: "POST /dht/providers/{addr}", Doc: "announce this node as a provider of addr (?sync=1: now)"},
+			{Pattern: "GET /dht/providers/{addr}", Doc: "find the nodes that provide addr"},
+			{Pattern: "GET /dht/peers", Doc: "the routing table"},
+			{Pattern: "GET /dht/info", Doc: "the DHT host's id, addresses and table size"},
+			{Pattern: "GET /info", Doc: "what this process is (service, plane, peer id)"},
+		},
 		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
 			cfg.DataDir, cfg.Amnesia = env.DataDir, env.Amnesia
 			s, err := dht.New(cfg, env.Logger, env.Registry)

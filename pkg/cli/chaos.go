@@ -47,6 +47,9 @@ func chaosCommand(env Env) *ucli.Command {
 			if c.NArg() != 1 {
 				return usageErr("chaos needs exactly one SERVICE")
 			}
+			if err := checkServices(c.Args().Slice(), false); err != nil {
+				return err
+			}
 			req := admin.FaultRequest{Kind: c.String("kind")}
 			if d := c.Duration("duration"); d != 0 {
 				req.Duration = d.String()

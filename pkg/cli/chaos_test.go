@@ -54,9 +54,11 @@ func (b *busNode) Fault(name string, kind supervisor.FaultKind, _ time.Duration)
 	return old, nil
 }
 
-func newBusNode(t *testing.T) *busNode {
+// newBusAndAudit makes the event bus (boot id boot) and the in-memory audit
+// log of a test admin plane; serveAdmin closes the bus.
+func newBusAndAudit(t *testing.T, boot string) (*events.Bus, *audit.Log) {
 	t.Helper()
-	bus, err := events.New("cafe", 0)
+	bus, err := events.New(boot, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +66,28 @@ func newBusNode(t *testing.T) *busNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bus, l
+}
+
+func newBusNode(t *testing.T) *busNode {
+	t.Helper()
+	bus, l := newBusAndAudit(t, "cafe")
 	b := &busNode{bus: bus, st: supervisor.Status{Name: "storage", State: supervisor.StateRunning, PID: 100, Ready: true}}
-	cfg := &config.Config{HTTPAddr: "127.0.0.1:0", Services: map[string]*config.Service{"storage": {Enabled: true}}}
-	srv, err := admin.New(admin.Options{Config: func() *config.Config { return cfg }, Services: b, Events: bus, Audit: l,
-		Getenv: func(string) string { return "" }})
+	b.url = serveAdmin(t, admin.Options{Services: b, Events: bus, Audit: l}, "storage")
+	return b
+}
+
+// serveAdmin serves a real admin plane with opts on a loopback port until
+// the test ends, the named services enabled, and returns its address.
+func serveAdmin(t *testing.T, opts admin.Options, enabled ...string) string {
+	t.Helper()
+	cfg := &config.Config{HTTPAddr: "127.0.0.1:0", Services: map[string]*config.Service{}}
+	for _, n := range enabled {
+		cfg.Services[n] = &config.Service{Enabled: true}
+	}
+	opts.Config = func() *config.Config { return cfg }
+	opts.Getenv = func(string) string { return "" }
+	srv, err := admin.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +104,11 @@ func newBusNode(t *testing.T) *busNode {
 			t.Error(err)
 		}
 		<-served
-		bus.Close()
+		if opts.Events != nil {
+			opts.Events.Close()
+		}
 	})
-	b.url = ln.Addr().String()
-	return b
+	return ln.Addr().String()
 }
 
 func runCLI(ctx context.Context, b *busNode, args ...string) (int, string, string) {
@@ -128,7 +149,7 @@ func TestChaosPrintsRecoveryRounds(t *testing.T) {
 	if code, _, _ := runCLI(context.Background(), b, "chaos", "storage", "--kind", "boom"); code != ExitUsage {
 		t.Errorf("bad kind: exit %d", code)
 	}
-	if code, _, errOut := runCLI(context.Background(), b, "chaos", "nope"); code != ExitFailure || !strings.Contains(errOut, "unknown service") {
+	if code, _, errOut := runCLI(context.Background(), b, "chaos", "nope"); code != ExitUsage || !strings.Contains(errOut, "unknown service") {
 		t.Errorf("unknown service: exit %d %s", code, errOut)
 	}
 }

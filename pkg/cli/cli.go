@@ -1,13 +1,14 @@
 // Package cli is the `macronode` command line (SPEC §4): `run` starts the
 // daemon (pkg/node), `check`, `config print|validate` and `doctor` inspect
-// the configuration and the host, `status`, `restart|stop|start`, `logs`
-// and `peers` are clients of a running node's admin API, `id` asks the node
-// or reads its key file, and `keygen` writes node keys.
+// the configuration and the host, `status`, `restart|stop|start` (which
+// wait for the outcome), `reload`, `logs` and `peers` are clients of a
+// running node's admin API, `id` asks the node or reads its key file,
+// `keygen` writes node keys and `completion` prints shell completion.
 //
 // Every command loads the configuration the same way (defaults, file, RON_*
 // environment, flags) so that `--config` and RON_HTTP_ADDR mean the same to
 // the daemon and to its clients. Exit codes are ExitOK, ExitFailure and
-// ExitUsage.
+// ExitUsage, and ExitNotReady for `status`.
 package cli
 
 import (
@@ -31,6 +32,9 @@ const (
 	ExitOK      = 0 // success
 	ExitFailure = 1 // runtime failure: the node failed, the API said no, a doctor check failed
 	ExitUsage   = 2 // bad usage or bad configuration
+	// ExitNotReady is `status` finding a service not running and ready, or
+	// the node not ready (systemctl's "not active").
+	ExitNotReady = 3
 )
 
 // Env is the outside world a command sees. Tests inject their own.
@@ -120,19 +124,22 @@ func newApp(env Env) *ucli.App {
 			"as its own process, restarts crashed ones with backoff, and serves one admin API.\n\n" +
 			"Configuration comes from built-in defaults, then a file (--config or RON_CONFIG),\n" +
 			"then RON_* environment variables, then flags. Exit codes: 0 ok, 1 failure,\n" +
-			"2 bad usage or bad config.\n\n" +
+			"2 bad usage or bad config, 3 (status) a service is not running and ready.\n\n" +
 			"Example:\n   macronode run --config /etc/macronode/macronode.yaml\n   macronode status",
-		Flags:           []ucli.Flag{helpFlag()},
+		Flags:           []ucli.Flag{helpFlag(), &ucli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version, as the version command does", DisableDefaultText: true}},
 		Writer:          env.Stdout,
 		ErrWriter:       env.Stderr,
 		HideVersion:     true,
 		HideHelp:        true,                          // we bring our own help flag and command (see prepare)
 		ExitErrHandler:  func(*ucli.Context, error) {}, // never os.Exit from inside the library
-		OnUsageError:    onUsageError,
+		OnUsageError:    usageErrorFor("macronode"),
 		CommandNotFound: func(c *ucli.Context, name string) {},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usageErr("unknown command %q (see 'macronode --help')", c.Args().First())
+				return unknownCommand("macronode", c.Args().First(), c.App.Commands)
+			}
+			if c.Bool("version") {
+				return printVersion(env, false)
 			}
 			_ = ucli.ShowAppHelp(c)
 			return silent(ExitUsage)
@@ -144,9 +151,10 @@ func newApp(env Env) *ucli.App {
 			configCommand(env),
 			doctorCommand(env),
 			statusCommand(env),
-			actionCommand(env, "restart", "restart a service (also clears a failed state)"),
-			actionCommand(env, "stop", "stop a service; it stays stopped until started"),
-			actionCommand(env, "start", "start a stopped service"),
+			actionCommand(env, "restart", "restart services, or all, and wait until they are ready (also clears a failed state)"),
+			actionCommand(env, "stop", "stop services, or all, and wait until they are stopped; they stay stopped until started"),
+			actionCommand(env, "start", "start stopped services, or all, and wait until they are ready"),
+			reloadCommand(env),
 			logsCommand(env),
 			crashesCommand(env),
 			eventsCommand(env),
@@ -155,10 +163,11 @@ func newApp(env Env) *ucli.App {
 			idCommand(env),
 			peersCommand(env),
 			keygenCommand(env),
+			completionCommand(env),
 			helpCommand(),
 		},
 	}
-	prepare(app.Commands)
+	prepare("macronode", app.Commands)
 	return app
 }
 
@@ -166,12 +175,15 @@ func newApp(env Env) *ucli.App {
 // flag. urfave/cli's default help flag and help command are package-level
 // values that it mutates while parsing; owning ours keeps concurrent Run
 // calls (parallel tests) race-free.
-func prepare(cmds []*ucli.Command) {
+// Each handler knows its command's full path, so a usage error points at
+// the right help (`macronode config print --help`).
+func prepare(path string, cmds []*ucli.Command) {
 	for _, c := range cmds {
-		c.OnUsageError = onUsageError
+		full := path + " " + c.Name
+		c.OnUsageError = usageErrorFor(full)
 		c.HideHelp = true
 		c.Flags = append(c.Flags, helpFlag())
-		prepare(c.Subcommands)
+		prepare(full, c.Subcommands)
 	}
 }
 
@@ -191,7 +203,7 @@ func helpCommand() *ucli.Command {
 			}
 			name := c.Args().First()
 			if c.App.Command(name) == nil {
-				return usageErr("unknown command %q (see 'macronode --help')", name)
+				return unknownCommand("macronode", name, c.App.Commands)
 			}
 			return ucli.ShowCommandHelp(c, name)
 		},
@@ -265,12 +277,12 @@ func takesValue(cmd *ucli.Command, name string) bool {
 	return false
 }
 
-func onUsageError(c *ucli.Context, err error, isSubcommand bool) error {
-	name := "macronode"
-	if c.Command != nil && c.Command.FullName() != "" {
-		name = "macronode " + c.Command.FullName()
+// usageErrorFor is the flag-parse error handler of the command at path
+// ("macronode config print").
+func usageErrorFor(path string) ucli.OnUsageErrorFunc {
+	return func(_ *ucli.Context, err error, _ bool) error {
+		return usageErr("%v (see '%s --help')", err, path)
 	}
-	return usageErr("%v (see '%s --help')", err, name)
 }
 
 // configFlag is --config on every command that reads the configuration.

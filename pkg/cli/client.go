@@ -38,6 +38,7 @@ type client struct {
 type apiError struct {
 	Status int
 	Body   httpx.ErrorBody
+	Raw    []byte // the answer as served (at most maxResponseBytes)
 }
 
 func (e *apiError) Error() string {
@@ -94,9 +95,22 @@ func (cl *client) do(ctx context.Context, method, path string, out any) error {
 
 // doReader is do with a JSON request body (nil: none).
 func (cl *client) doReader(ctx context.Context, method, path string, reqBody io.Reader, out any) error {
+	body, err := cl.raw(ctx, method, path, reqBody)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// raw sends a request and returns the body of a 2xx answer as served; any
+// other answer is an *apiError.
+func (cl *client) raw(ctx context.Context, method, path string, reqBody io.Reader) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, reqBody)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if reqBody != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -108,32 +122,26 @@ func (cl *client) doReader(ctx context.Context, method, path string, reqBody io.
 	resp, err := cl.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("no node running at %s (is `macronode run` up?)", cl.base)
+			return nil, fmt.Errorf("no node running at %s (is `macronode run` up?)", cl.base)
 		}
-		return fmt.Errorf("%s %s: %w", method, cl.base+path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, cl.base+path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := &apiError{Status: resp.StatusCode}
+		ae := &apiError{Status: resp.StatusCode, Raw: body}
 		if json.Unmarshal(body, &ae.Body) != nil || ae.Body.Error == "" {
 			ae.Body.Error = strings.TrimSpace(truncate(string(body), 200))
 			if ae.Body.Error == "" {
 				ae.Body.Error = http.StatusText(resp.StatusCode)
 			}
 		}
-		return ae
+		return nil, ae
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
-	}
-	return nil
+	return body, nil
 }
 
 func truncate(s string, n int) string {

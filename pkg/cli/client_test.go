@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ type fakeNode struct {
 	actions  []string
 	logLines []admin.LogLine
 	services map[string]any // GET /api/v1/status services; nil: a fixed set of three
+	ready    bool           // GET /api/v1/status "ready"
 	logPolls int            // GET .../logs answered
 	follow   followState    // GET .../logs?follow=1 (logsfollow_test.go)
 	srv      *httptest.Server
@@ -51,7 +53,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 	})
 	mux.HandleFunc("GET /api/v1/status", auth(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		services := f.services
+		services, ready := f.services, f.ready
 		f.mu.Unlock()
 		if services == nil {
 			services = map[string]any{
@@ -61,13 +63,13 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
-			"uptime_seconds": 75.4, "ready": false, "profile": "macronode",
+			"uptime_seconds": 75.4, "ready": ready, "profile": "macronode",
 			"http_addr": strings.TrimPrefix(f.srv.URL, "http://"), "services": services,
 		})
 	}))
 	mux.HandleFunc("POST /api/v1/services/{name}/{verb}", auth(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if name == "nosuch" {
+		if name == "nosuch" || name == "dht" { // dht: a plane this node does not run
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service \"nosuch\"", "code": "not_found"})
 			return
 		}
@@ -82,7 +84,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad lines", "code": "bad_request"})
 			return
 		}
-		if r.PathValue("name") == "nosuch" {
+		if n := r.PathValue("name"); n == "nosuch" || n == "dht" {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service \"nosuch\"", "code": "unknown_service"})
 			return
 		}
@@ -122,7 +124,7 @@ func TestStatus(t *testing.T) {
 	t.Parallel()
 	f := newFakeNode(t, "tok")
 	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=tok"}, "status")
-	if r.code != ExitOK {
+	if r.code != ExitNotReady { // storage is in backoff
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -171,7 +173,7 @@ func TestFlagBeatsEnvForClients(t *testing.T) {
 	f := newFakeNode(t, "")
 	// RON_HTTP_ADDR points nowhere useful; --http-addr wins.
 	r := run(t, []string{"RON_HTTP_ADDR=127.0.0.1:1"}, "status", "--http-addr", f.addr())
-	if r.code != ExitOK || !strings.Contains(r.stdout, "storage") {
+	if r.code != ExitNotReady || !strings.Contains(r.stdout, "storage") { // it answered: storage is in backoff
 		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// --config supplies the address too.
@@ -180,7 +182,7 @@ func TestFlagBeatsEnvForClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = run(t, nil, "status", "--config", cfg)
-	if r.code != ExitOK {
+	if r.code != ExitNotReady {
 		t.Errorf("--config: exit %d: %s", r.code, r.stderr)
 	}
 }
@@ -190,7 +192,7 @@ func TestActions(t *testing.T) {
 	f := newFakeNode(t, "tok")
 	env := []string{"RON_HTTP_ADDR=" + f.addr(), "RON_ADMIN_TOKEN=tok"}
 	for _, verb := range []string{"restart", "stop", "start"} {
-		r := run(t, env, verb, "storage")
+		r := run(t, env, verb, "storage", "--no-block")
 		if r.code != ExitOK || r.stdout != "storage: "+verb+" scheduled\n" {
 			t.Errorf("%s: exit %d, %q %q", verb, r.code, r.stdout, r.stderr)
 		}
@@ -201,11 +203,11 @@ func TestActions(t *testing.T) {
 	if got != "restart storage,stop storage,start storage" {
 		t.Errorf("actions = %q", got)
 	}
-	r := run(t, env, "restart", "nosuch")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, `restart nosuch: unknown service "nosuch" (not_found, HTTP 404)`) {
+	r := run(t, env, "restart", "dht", "--no-block") // a plane this node does not run
+	if r.code != ExitFailure || !strings.Contains(r.stderr, `restart dht: unknown service "nosuch" (not_found, HTTP 404)`) {
 		t.Errorf("unknown: exit %d, %q", r.code, r.stderr)
 	}
-	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "stop", "storage")
+	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "stop", "storage", "--no-block")
 	if r.code != ExitFailure || !strings.Contains(r.stderr, "HTTP 401") {
 		t.Errorf("no token: exit %d, %q", r.code, r.stderr)
 	}
@@ -217,10 +219,12 @@ func TestLogs(t *testing.T) {
 	for i := range 5 {
 		f.addLine(fmt.Sprintf("line %d", i))
 	}
-	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "storage", "-n", "2")
-	want := "2025-01-02T03:04:05.000000003Z stderr line 3\n2025-01-02T03:04:05.000000004Z stderr line 4\n"
-	if r.code != ExitOK || r.stdout != want {
-		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	// Not a terminal: the lines as the child wrote them, with or without --json.
+	for _, args := range [][]string{{"logs", "storage", "-n", "2"}, {"logs", "storage", "-n", "2", "--json"}} {
+		r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, args...)
+		if want := "line 3\nline 4\n"; r.code != ExitOK || r.stdout != want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 
@@ -271,5 +275,54 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "doctor: 2 check(s) failed") {
 		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+func TestStatusExitCodeAndJSON(t *testing.T) {
+	t.Parallel()
+	up := map[string]any{"state": "running", "pid": 7, "ready": true}
+	tests := []struct {
+		name     string
+		ready    bool
+		services map[string]any
+		code     int
+	}{
+		{"all up", true, map[string]any{"storage": up, "gateway": up}, ExitOK},
+		{"one failed", true, map[string]any{"storage": map[string]any{"state": "failed"}, "gateway": up}, ExitNotReady},
+		{"running not ready", true, map[string]any{"storage": map[string]any{"state": "running", "pid": 7}}, ExitNotReady},
+		{"stopped", true, map[string]any{"storage": map[string]any{"state": "stopped"}}, ExitNotReady},
+		{"node not ready", false, map[string]any{"storage": up}, ExitNotReady},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeNode(t, "")
+			f.services, f.ready = tc.services, tc.ready
+			env := []string{"RON_HTTP_ADDR=" + f.addr()}
+			if r := run(t, env, "status"); r.code != tc.code {
+				t.Errorf("status: exit %d, want %d: %s", r.code, tc.code, r.stderr)
+			}
+			r := run(t, env, "status", "-o", "json")
+			if r.code != tc.code {
+				t.Errorf("status -o json: exit %d, want %d: %s", r.code, tc.code, r.stderr)
+			}
+			// The admin API's own document, byte for byte.
+			resp, err := http.Get(f.srv.URL + "/api/v1/status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			served, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.stdout != string(served) {
+				t.Errorf("-o json printed %q, the API serves %q", r.stdout, served)
+			}
+		})
+	}
+	f := newFakeNode(t, "")
+	if r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "status", "-o", "yaml"); r.code != ExitUsage {
+		t.Errorf("-o yaml: exit %d", r.code)
 	}
 }

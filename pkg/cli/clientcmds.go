@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
+	"net/http"
 	"strconv"
-	"syscall"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,9 +41,12 @@ func statusCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "status",
 		Usage:     "show the services of a running node",
-		UsageText: "macronode status [--watch] [--config PATH] [--http-addr ADDR]",
+		UsageText: "macronode status [-o table|json] [--watch] [--config PATH] [--http-addr ADDR]",
 		Description: "Asks the node's admin API (GET /api/v1/status) and prints one row per service\n" +
-			"in start order. Uses the same config layers as `run`, so RON_HTTP_ADDR,\n" +
+			"in start order; -o json prints the API's own JSON document as served. Exits 0\n" +
+			"when the node is ready and every enabled service is running and ready, 3 when\n" +
+			"not (as `systemctl status`), 1 when no node answers. Uses the same config\n" +
+			"layers as `run`, so RON_HTTP_ADDR,\n" +
 			"RON_ADMIN_TOKEN and --config point it at the right node. With --watch it\n" +
 			"follows the events stream: it redraws the table on a terminal, and prints one\n" +
 			"line per change when its output is not a terminal.\n\n" +
@@ -52,10 +55,20 @@ func statusCommand(env Env) *ucli.Command {
 			"   storage  running  41235  3m12s   1         yes    signal: killed\n" +
 			"   node ready, up 3m15s\n" +
 			"   node id 12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo: 2 peers (2 connected), dht routing table 2",
-		Flags: clientFlags(&ucli.BoolFlag{Name: "watch", Usage: "keep showing the status after every change until interrupted"}),
+		Flags: clientFlags(
+			&ucli.BoolFlag{Name: "watch", Usage: "keep showing the status after every change until interrupted"},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "`FORMAT`: table, or json (the admin API's document)"},
+		),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
 				return usageErr("status takes no arguments")
+			}
+			format := c.String("output")
+			if format != "table" && format != "json" {
+				return usageErr("-o must be table or json, got %q", format)
+			}
+			if format == "json" && c.Bool("watch") {
+				return usageErr("--watch draws the table; it does not combine with -o json")
 			}
 			cl, cfg, err := connect(c, env)
 			if err != nil {
@@ -70,16 +83,42 @@ func statusCommand(env Env) *ucli.Command {
 				}
 				return nil
 			}
-			doc, err := cl.status(c.Context)
+			body, err := cl.raw(c.Context, http.MethodGet, "/api/v1/status", nil)
 			if err != nil {
 				return failure(err)
 			}
-			if err := printStatus(env, cfg, doc); err != nil {
+			var doc admin.StatusResponse
+			if err := json.Unmarshal(body, &doc); err != nil {
+				return failure(fmt.Errorf("GET /api/v1/status: unexpected answer: %w", err))
+			}
+			if format == "json" {
+				_, err = env.Stdout.Write(body)
+			} else {
+				err = printStatus(env, cfg, &doc)
+			}
+			if err != nil {
 				return failure(err)
+			}
+			if !allUp(&doc) {
+				return silent(ExitNotReady)
 			}
 			return nil
 		},
 	}
+}
+
+// allUp reports whether the node is ready and every service it runs is
+// running and ready: `status` exits 0 only then.
+func allUp(doc *admin.StatusResponse) bool {
+	if !doc.Ready {
+		return false
+	}
+	for _, s := range doc.Services {
+		if s.State != "running" || !s.Ready {
+			return false
+		}
+	}
+	return true
 }
 
 func printStatus(env Env, cfg *config.Config, doc *admin.StatusResponse) error {
@@ -148,46 +187,17 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func actionCommand(env Env, verb, usage string) *ucli.Command {
-	return &ucli.Command{
-		Name:      verb,
-		Usage:     usage,
-		UsageText: "macronode " + verb + " SERVICE [--config PATH] [--http-addr ADDR]",
-		Description: fmt.Sprintf("Asks the running node (POST /api/v1/services/SERVICE/%s). Sends\n"+
-			"Authorization: Bearer $RON_ADMIN_TOKEN when an admin token is configured.\n\n"+
-			"Example:\n   macronode %s storage", verb, verb),
-		Flags: clientFlags(),
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return usageErr("%s needs exactly one SERVICE (one of %v)", verb, config.Planes)
-			}
-			name := c.Args().First()
-			cl, _, err := connect(c, env)
-			if err != nil {
-				return err
-			}
-			defer cl.close()
-			doc, err := cl.action(c.Context, name, verb)
-			if err != nil {
-				return failure(fmt.Errorf("%s %s: %w", verb, name, err))
-			}
-			msg := doc.Status
-			if msg == "" {
-				msg = verb + " requested"
-			}
-			fmt.Fprintf(env.Stdout, "%s: %s\n", name, msg)
-			return nil
-		},
-	}
-}
-
 func logsCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "logs",
 		Usage:     "print recent log lines of one service",
-		UsageText: "macronode logs SERVICE [-n N] [-f] [--config PATH] [--http-addr ADDR]",
+		UsageText: "macronode logs SERVICE [-n N] [-f] [--json] [--config PATH] [--http-addr ADDR]",
 		Description: "Reads the parent's ring buffer of the child's stdout and stderr\n" +
-			"(GET /api/v1/services/SERVICE/logs). With -f, prints the last N lines, then\n" +
+			"(GET /api/v1/services/SERVICE/logs). On a terminal each line is shown as time,\n" +
+			"level (coloured; NO_COLOR turns colour off), service, message and key=value\n" +
+			"fields, with one timestamp: the child's own, else when the node read the line.\n" +
+			"Piped, or with --json, each line is printed as the child wrote it (JSON when the\n" +
+			"child logs JSON). With -f, prints the last N lines, then\n" +
 			"each new line as the node streams it (?follow=1, Server-Sent Events) until\n" +
 			"interrupted, reconnecting where it left off if the connection breaks; lines\n" +
 			"the node's buffer dropped before they could be sent are counted on stderr.\n\n" +
@@ -195,10 +205,14 @@ func logsCommand(env Env) *ucli.Command {
 		Flags: clientFlags(
 			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines"},
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines until interrupted"},
+			&ucli.BoolFlag{Name: "json", Usage: "print the lines as the child wrote them, even on a terminal"},
 		),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErr("logs needs exactly one SERVICE (one of %v)", config.Planes)
+			}
+			if err := checkServices(c.Args().Slice(), false); err != nil {
+				return err
 			}
 			n := c.Int("lines")
 			if n < 1 {
@@ -210,10 +224,12 @@ func logsCommand(env Env) *ucli.Command {
 				return err
 			}
 			defer cl.close()
+			tty := isTTY(env.Stdout)
+			view := logView{raw: c.Bool("json") || !tty, color: tty && !hasEnv(env, "NO_COLOR"), loc: time.Local}
 			if c.Bool("follow") {
-				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptible(c.Context)
 				defer stop()
-				if err := followLogs(ctx, env, cl, name, n); err != nil {
+				if err := followLogs(ctx, env, cl, view, name, n); err != nil {
 					return failure(fmt.Errorf("logs %s: %w", name, err))
 				}
 				return nil
@@ -222,18 +238,24 @@ func logsCommand(env Env) *ucli.Command {
 			if err != nil {
 				return failure(fmt.Errorf("logs %s: %w", name, err))
 			}
-			printLines(env, lines)
+			printLines(env, view, name, lines)
 			return nil
 		},
 	}
 }
 
-func printLines(env Env, lines []admin.LogLine) {
+func printLines(env Env, view logView, service string, lines []admin.LogLine) {
 	for _, l := range lines {
-		ts := "-"
-		if !l.Time.IsZero() {
-			ts = l.Time.Format(time.RFC3339Nano)
-		}
-		fmt.Fprintf(env.Stdout, "%s %s %s\n", ts, l.Stream, l.Text)
+		fmt.Fprintln(env.Stdout, view.line(service, l))
 	}
+}
+
+// hasEnv reports whether the variable is set to a non-empty value.
+func hasEnv(env Env, name string) bool {
+	for _, kv := range env.environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name && v != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -68,18 +68,25 @@ func versionCommand(env Env) *ucli.Command {
 		Description: "Example:\n   macronode version --json   # the same JSON as GET /version",
 		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print the /version JSON document"}},
 		Action: func(c *ucli.Context) error {
-			info := buildinfo.Get("macronode")
-			if c.Bool("json") {
-				enc := json.NewEncoder(env.Stdout)
-				if err := enc.Encode(info); err != nil {
-					return failure(fmt.Errorf("version: %w", err))
-				}
-				return nil
+			if c.Args().Present() {
+				return usageErr("version takes no arguments")
 			}
-			fmt.Fprintf(env.Stdout, "macronode %s\ngit sha:  %s\nbuilt:    %s\ngo:       %s\n", info.Version, info.GitSHA, info.BuildTS, info.Go)
-			return nil
+			return printVersion(env, c.Bool("json"))
 		},
 	}
+}
+
+// printVersion is `macronode version` (and --version, -v).
+func printVersion(env Env, asJSON bool) error {
+	info := buildinfo.Get("macronode")
+	if asJSON {
+		if err := json.NewEncoder(env.Stdout).Encode(info); err != nil {
+			return failure(fmt.Errorf("version: %w", err))
+		}
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "macronode %s\ngit sha:  %s\nbuilt:    %s\ngo:       %s\n", info.Version, info.GitSHA, info.BuildTS, info.Go)
+	return nil
 }
 
 func checkCommand(env Env) *ucli.Command {
@@ -112,7 +119,7 @@ func configCommand(env Env) *ucli.Command {
 		UsageText: "macronode config print [--config PATH] [RUN FLAGS] | macronode config validate [PATH]",
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usageErr("unknown config subcommand %q (want print or validate)", c.Args().First())
+				return unknownCommand("macronode config", c.Args().First(), c.Command.Subcommands)
 			}
 			_ = ucli.ShowSubcommandHelp(c)
 			return silent(ExitUsage)

@@ -35,6 +35,9 @@ func crashesCommand(env Env) *ucli.Command {
 			if c.NArg() > 1 {
 				return usageErr("crashes takes at most one SERVICE (one of %v)", config.Planes)
 			}
+			if err := checkServices(c.Args().Slice(), false); err != nil {
+				return err
+			}
 			cl, cfg, err := connect(c, env)
 			if err != nil {
 				return err

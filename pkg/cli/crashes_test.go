@@ -35,7 +35,7 @@ func TestCrashes(t *testing.T) {
 	if r := run(t, env, "crashes", "gateway"); r.code != ExitOK || r.stdout != "no exits kept\n" {
 		t.Errorf("crashes gateway: exit %d, %q", r.code, r.stdout)
 	}
-	if r := run(t, env, "crashes", "nosuch"); r.code != ExitUsage || !strings.Contains(r.stderr, `no service "nosuch"`) {
+	if r := run(t, env, "crashes", "nosuch"); r.code != ExitUsage || !strings.Contains(r.stderr, `unknown service "nosuch"`) {
 		t.Errorf("crashes nosuch: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if r := run(t, env, "crashes", "a", "b"); r.code != ExitUsage {

@@ -15,25 +15,25 @@ import (
 // connection it reconnects with the id of the last line printed, so no line
 // is printed twice; lines the node's buffer no longer held by then, and
 // lines a slow follower was skipped past, are counted on stderr.
-func followLogs(ctx context.Context, env Env, cl *client, name string, n int) error {
+func followLogs(ctx context.Context, env Env, cl *client, view logView, name string, n int) error {
 	path := fmt.Sprintf("/api/v1/services/%s/logs?follow=1&lines=%d", url.PathEscape(name), n)
 	return followSSE(ctx, "", func(lastID string) (string, error) {
 		return cl.sse(ctx, path, lastID, true, func(fr events.Frame) error {
-			return printLogFrame(env, name, fr)
+			return printLogFrame(env, view, name, fr)
 		})
 	})
 }
 
 // printLogFrame prints a line to stdout and a notice to stderr; other
 // frames (heartbeats, unknown types) are ignored.
-func printLogFrame(env Env, name string, fr events.Frame) error {
+func printLogFrame(env Env, view logView, name string, fr events.Frame) error {
 	switch fr.Type {
 	case admin.LogFrameLine:
 		var l admin.LogLine
 		if err := json.Unmarshal([]byte(fr.Data), &l); err != nil {
 			return fmt.Errorf("log line %s: %w", fr.ID, err)
 		}
-		printLines(env, []admin.LogLine{l})
+		printLines(env, view, name, []admin.LogLine{l})
 	case admin.LogFrameDropped:
 		var d admin.LogDropped
 		if err := json.Unmarshal([]byte(fr.Data), &d); err != nil {

@@ -102,13 +102,9 @@ func startFollow(t *testing.T, f *fakeNode, stdout, stderr *syncBuffer, args ...
 	return func() int { cancel(); return <-done }
 }
 
+// texts lists the lines printed (piped: each as the child wrote it).
 func texts(out string) string {
-	var ts []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		fields := strings.SplitN(l, " ", 3)
-		ts = append(ts, fields[len(fields)-1])
-	}
-	return strings.Join(ts, ",")
+	return strings.Join(strings.Split(strings.TrimSpace(out), "\n"), ",")
 }
 
 // -f prints the newest N lines, then each line as it is streamed, once.
@@ -169,8 +165,14 @@ func TestLogsFollowReconnectAndDropped(t *testing.T) {
 func TestLogsFollowUnknownService(t *testing.T) {
 	t.Parallel()
 	f := newFakeNode(t, "")
+	// A name that is no plane is refused before asking the node.
 	r := run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "nosuch", "-f")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, `unknown service "nosuch"`) || !strings.Contains(r.stderr, "HTTP 404") {
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `unknown service "nosuch"`) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A plane this node does not run: the node's 404.
+	r = run(t, []string{"RON_HTTP_ADDR=" + f.addr()}, "logs", "dht", "-f")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "HTTP 404") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -38,9 +38,19 @@ func (cl *client) stream(ctx context.Context, lastID string, history, follow boo
 // or ctx ends. It returns the id of the last frame that had one. A
 // followed stream that the node ends is errStreamEnded.
 func (cl *client) sse(ctx context.Context, path, lastID string, follow bool, f func(events.Frame) error) (string, error) {
+	body, err := cl.openSSE(ctx, path, lastID)
+	if err != nil {
+		return lastID, err
+	}
+	return readSSE(ctx, body, lastID, follow, f)
+}
+
+// openSSE sends GET path (from lastID) and returns the event stream once
+// the node has answered 200: from then on, it is subscribed.
+func (cl *client) openSSE(ctx context.Context, path, lastID string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+path, nil)
 	if err != nil {
-		return lastID, fmt.Errorf("stream %s: %w", path, err)
+		return nil, fmt.Errorf("stream %s: %w", path, err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if lastID != "" {
@@ -52,14 +62,22 @@ func (cl *client) sse(ctx context.Context, path, lastID string, follow bool, f f
 	// No overall timeout: the stream lasts as long as ctx.
 	resp, err := (&http.Client{Transport: cl.http.Transport}).Do(req)
 	if err != nil {
-		return lastID, fmt.Errorf("stream %s%s: %w", cl.base, path, err)
+		return nil, fmt.Errorf("stream %s%s: %w", cl.base, path, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return lastID, &apiError{Status: resp.StatusCode, Body: errorBody(body, resp.StatusCode)}
+		return nil, &apiError{Status: resp.StatusCode, Body: errorBody(body, resp.StatusCode)}
 	}
-	err = events.ReadSSE(resp.Body, func(fr events.Frame) error {
+	return resp.Body, nil
+}
+
+// readSSE calls f for each frame of body until f fails, the stream ends, or
+// ctx ends, and closes body. It returns the id of the last frame that had
+// one; a followed stream that the node ends is errStreamEnded.
+func readSSE(ctx context.Context, body io.ReadCloser, lastID string, follow bool, f func(events.Frame) error) (string, error) {
+	defer body.Close()
+	err := events.ReadSSE(body, func(fr events.Frame) error {
 		if fr.ID != "" {
 			lastID = fr.ID
 		}

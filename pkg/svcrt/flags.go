@@ -43,6 +43,11 @@ var commonFlags = []string{"listen", "data-dir", "log-level", "log-format", "amn
 // parseFlags parses args into options. Help is printed on -h/--help and
 // reported as flag.ErrHelp; bad input is a *UsageError.
 func parseFlags(p Plane, args []string, stderr io.Writer, getenv func(string) string) (options, error) {
+	return parseFlagsTo(p, args, stderr, stderr, getenv)
+}
+
+// parseFlagsTo is parseFlags with help printed to help, errors to stderr.
+func parseFlagsTo(p Plane, args []string, help, stderr io.Writer, getenv func(string) string) (options, error) {
 	var o options
 	bin := "svc-" + p.Name
 
@@ -81,7 +86,7 @@ func parseFlags(p Plane, args []string, stderr io.Writer, getenv func(string) st
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stderr, p, fs)
+			printUsage(help, p, fs)
 			return o, fmt.Errorf("%s: %w", bin, err)
 		}
 		return o, usageErr(stderr, bin, err)
@@ -132,7 +137,7 @@ func printUsage(w io.Writer, p Plane, fs *flag.FlagSet) {
 	}
 	fmt.Fprintf(&b, "%s - %s\n\n", bin, summary)
 	fmt.Fprintf(&b, "Usage:\n  %s [flags]\n\n", bin)
-	fmt.Fprintf(&b, "Serves the %s API plus GET /healthz, GET /readyz and GET /metrics on --listen.\n\n", p.Name)
+	fmt.Fprintf(&b, "Serves the %s API and the runtime's routes on --listen (see HTTP routes below).\n\n", p.Name)
 
 	common := make(map[string]bool, len(commonFlags))
 	b.WriteString("Common flags:\n")
@@ -155,6 +160,7 @@ func printUsage(w io.Writer, p Plane, fs *flag.FlagSet) {
 		}
 	}
 
+	writeRoutes(&b, p)
 	fmt.Fprintf(&b, "\nExample (standalone, no parent):\n  %s --listen %s --data-dir /tmp/%s\n", bin, p.DefaultAddr, p.Name)
 	fmt.Fprintf(&b, "\nModes:\n"+
 		"  standalone  the default: serve until SIGTERM/SIGINT, then drain and exit 0.\n"+

@@ -83,6 +83,8 @@ type Plane struct {
 	// PrivateOps keeps /metrics and /version off --listen: the plane serves
 	// Env.Ops on a listener of its own (the gateway's --internal-listen).
 	PrivateOps bool
+	// Routes are the plane's own HTTP routes, listed by --help.
+	Routes []Route
 }
 
 // UsageError reports bad command-line input; Main exits with ExitUsage.
@@ -112,7 +114,8 @@ func Main(p Plane) int {
 		<-ctx.Done()
 		stop()
 	}()
-	return ExitCode(Run(ctx, p, os.Args[1:], os.Stderr))
+	// --help and --version print to stdout: they are what the user asked for.
+	return ExitCode(runIO(ctx, p, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
 // ExitCode maps an error returned by Run to a process exit code.
@@ -138,16 +141,21 @@ func Run(ctx context.Context, p Plane, args []string, stderr io.Writer) error {
 }
 
 func run(ctx context.Context, p Plane, args []string, stderr io.Writer, getenv func(string) string) error {
+	return runIO(ctx, p, args, stderr, stderr, getenv)
+}
+
+// runIO is run with --help and --version printed to stdout.
+func runIO(ctx context.Context, p Plane, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if err := p.validate(); err != nil {
 		fmt.Fprintf(stderr, "svcrt: %v\n", err)
 		return err
 	}
-	opts, err := parseFlags(p, args, stderr, getenv)
+	opts, err := parseFlagsTo(p, args, stdout, stderr, getenv)
 	if err != nil {
 		return err
 	}
 	if opts.version {
-		printVersion(stderr, p.Name)
+		printVersion(stdout, p.Name)
 		return nil
 	}
 	log, err := newLogger(p.Name, opts, stderr)
