@@ -160,8 +160,12 @@ func New(opts Options) (*Supervisor, error) {
 			v.deps = append(v.deps, s.byName[d])
 		}
 	}
+	if err := s.bindHeld(); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
 	ln, path, warning, err := listenControl(opts.RunDir)
 	if err != nil {
+		s.closeHeld()
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	if warning != "" {
@@ -326,6 +330,7 @@ func (s *Supervisor) release() {
 	s.shutting.Store(true)
 	close(s.closed)
 	_ = s.ln.Close()
+	s.closeHeld()
 	s.removeSocket()
 }
 

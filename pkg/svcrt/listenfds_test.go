@@ -43,7 +43,7 @@ func TestInheritedListener(t *testing.T) {
 	tests := []struct {
 		name    string
 		vars    map[string]string
-		want    bool              // a listener is returned
+		want    bool // a listener is returned
 		wantErr bool
 	}{
 		{name: "addressed to us", vars: map[string]string{envListenFDs: "1", envListenPID: "4242", envListenNames: "storage"}, want: true},

@@ -1,0 +1,50 @@
+package supervisor
+
+import (
+	"slices"
+)
+
+// Update records new launch settings for the service named sp.Name: its
+// Binary, Args, Env and Listen (the rest of sp is ignored). They take
+// effect at the next operator Restart or Start, which binds the new address
+// when it changed and closes the old socket; an automatic restart after a
+// crash keeps the settings in force, so nothing the operator has not asked
+// for changes under them. Status shows the settings in force until then,
+// and UpdatePending.
+func (s *Supervisor) Update(sp Spec) error {
+	v, err := s.lookup(sp.Name)
+	if err != nil {
+		return err
+	}
+	next := &Spec{Binary: sp.Binary, Args: slices.Clone(sp.Args), Env: slices.Clone(sp.Env), Listen: sp.Listen}
+	v.update(func(st *Status) {
+		v.next = next
+		st.UpdatePending = true
+	})
+	return nil
+}
+
+// applyUpdate takes the settings recorded by Update, if any, for the spawn
+// about to happen. Only the service goroutine calls it.
+func (v *service) applyUpdate() {
+	v.mu.Lock()
+	next := v.next
+	v.next = nil
+	v.st.UpdatePending = false
+	v.mu.Unlock()
+	if next == nil {
+		return
+	}
+	if next.Binary != "" {
+		v.spec.Binary = next.Binary
+	}
+	v.spec.Args, v.spec.Env = next.Args, next.Env
+	if next.Listen != "" && next.Listen != v.spec.Listen {
+		v.log.Info("listen address changes", "from", v.spec.Listen, "to", next.Listen)
+		v.spec.Listen = next.Listen
+		if v.held == nil {
+			v.update(func(st *Status) { st.Listen = next.Listen })
+		}
+	}
+	v.log.Info("starting with updated settings", "binary", v.spec.Binary)
+}
