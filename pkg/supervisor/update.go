@@ -48,3 +48,17 @@ func (v *service) applyUpdate() {
 	}
 	v.log.Info("starting with updated settings", "binary", v.spec.Binary)
 }
+
+// CancelUpdate forgets the settings Update recorded for name, if any: the
+// next restart starts the child as the settings in force say.
+func (s *Supervisor) CancelUpdate(name string) error {
+	v, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	v.update(func(st *Status) {
+		v.next = nil
+		st.UpdatePending = false
+	})
+	return nil
+}

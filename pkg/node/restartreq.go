@@ -1,0 +1,205 @@
+package node
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+// ApplyNodeRestart is the apply hint of a field only a new parent takes:
+// the admin plane's own http_addr and metrics_addr, run_dir, data_dir, the
+// set of planes and their supervision settings (critical, depends_on,
+// backoff, timeouts), admin TLS.
+const ApplyNodeRestart = "node restart (systemctl restart macronode)"
+
+// pendingRestarts is what a reload left for `macronode restart`: the new
+// launch settings of each plane are recorded in the supervisor (Update),
+// applied by its next operator restart or start; a plane whose address
+// changed brings along the planes that call it (followers), which restart
+// with it. next is the configuration those settings come from.
+type pendingRestarts struct {
+	mu        sync.Mutex
+	next      *config.Config
+	planes    map[string]bool     // planes with settings waiting in the supervisor
+	followers map[string][]string // plane -> planes restarted with it
+}
+
+// launchEqual reports whether two specs start the same child.
+func launchEqual(a, b supervisor.Spec) bool {
+	return a.Binary == b.Binary && a.Listen == b.Listen && slices.Equal(a.Args, b.Args) && slices.Equal(a.Env, b.Env)
+}
+
+// childSetting reports whether a services.<plane>.<key> field is part of
+// how the plane's child is launched (flags, env, binary, address), so
+// restarting that plane applies it.
+func childSetting(key string) bool {
+	switch key {
+	case "listen", "args", "env", "binary", "p2p_listen":
+		return true
+	}
+	return false
+}
+
+// planRestarts records, for the restart-required fields of a reload from
+// cur to next, the new launch settings in the supervisor and returns what
+// applies each field (ReloadResult.Apply). specs turns a configuration
+// into the node's specs (the node key hand-off included).
+func (n *node) planRestarts(cur, next *config.Config, fields []string, specs func(*config.Config) []supervisor.Spec) map[string]string {
+	curSpecs, nextSpecs := byName(specs(cur)), byName(specs(next))
+	changed := map[string]bool{} // planes enabled in both whose child would start differently
+	for name, ns := range nextSpecs {
+		if cs, ok := curSpecs[name]; ok && !launchEqual(cs, ns) {
+			changed[name] = true
+		}
+	}
+	followers := map[string][]string{}
+	for p := range changed {
+		addr := curSpecs[p].Listen
+		if addr == nextSpecs[p].Listen {
+			continue
+		}
+		for _, q := range sortedKeys(changed) {
+			if q != p && callsAddr(curSpecs[q].Args, addr) {
+				followers[p] = append(followers[p], q)
+			}
+		}
+	}
+
+	apply := map[string]string{}
+	for _, f := range fields {
+		rest, ok := strings.CutPrefix(f, "services.")
+		plane, key, _ := strings.Cut(rest, ".")
+		switch {
+		case ok && childSetting(key) && changed[plane]:
+			apply[f] = restartHint([]string{plane}, followers[plane])
+		case ok:
+			apply[f] = ApplyNodeRestart
+		case len(changed) > 0 && !nodeField(f):
+			apply[f] = restartHint(sortedKeys(changed), nil)
+		default:
+			apply[f] = ApplyNodeRestart
+		}
+	}
+
+	n.pending.mu.Lock()
+	defer n.pending.mu.Unlock()
+	for _, name := range sortedKeys(nextSpecs) {
+		switch {
+		case changed[name]:
+			if err := n.sup.Update(nextSpecs[name]); err != nil {
+				n.log.Warn("reload: new settings not recorded", "service", name, "error", err)
+				continue
+			}
+			n.pending.planes[name] = true
+		case n.pending.planes[name]:
+			// Reverted to the settings in force: nothing to apply.
+			if err := n.sup.CancelUpdate(name); err != nil {
+				n.log.Warn("reload: pending settings not cancelled", "service", name, "error", err)
+			}
+			delete(n.pending.planes, name)
+		}
+	}
+	n.pending.next, n.pending.followers = next, followers
+	if len(apply) == 0 {
+		return nil
+	}
+	return apply
+}
+
+// nodeField: a top-level field the node itself uses, whatever the planes'
+// flags: only a new parent applies it.
+func nodeField(f string) bool {
+	switch f {
+	case "http_addr", "metrics_addr", "run_dir", "data_dir", "amnesia", "services":
+		return true
+	}
+	return strings.HasPrefix(f, "admin_")
+}
+
+func restartHint(planes, followers []string) string {
+	h := "macronode restart " + strings.Join(planes, " ")
+	if len(followers) > 0 {
+		h += " (restarts " + strings.Join(followers, ", ") + " with it: they call its address)"
+	}
+	return h
+}
+
+// callsAddr reports whether args name addr (as a value or a URL's host).
+func callsAddr(args []string, addr string) bool {
+	for _, a := range args {
+		if a == addr || a == "http://"+addr || a == "https://"+addr {
+			return true
+		}
+	}
+	return false
+}
+
+func byName(specs []supervisor.Spec) map[string]supervisor.Spec {
+	m := make(map[string]supervisor.Spec, len(specs))
+	for _, s := range specs {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// services is the supervisor as the admin plane drives it: a restart or
+// start of a plane with settings left by a reload applies them (the
+// supervisor does), restarts its followers too, and puts the plane's
+// settings in force in the node's configuration, so status and
+// `config print` show what runs.
+type services struct {
+	Supervisor
+	n *node
+}
+
+func (s services) Restart(name string) error {
+	if err := s.Supervisor.Restart(name); err != nil {
+		return err
+	}
+	for _, f := range s.n.takePending(name) {
+		if err := s.Supervisor.Restart(f); err != nil {
+			return err
+		}
+		s.n.takePending(f)
+	}
+	return nil
+}
+
+func (s services) Start(name string) error {
+	if err := s.Supervisor.Start(name); err != nil {
+		return err
+	}
+	s.n.takePending(name)
+	return nil
+}
+
+// takePending marks name's pending settings as applied: the configuration
+// in force takes the plane's settings from the reloaded one. It returns
+// the followers to restart with it.
+func (n *node) takePending(name string) []string {
+	n.reloadMu.Lock() // the configuration in force changes: not during a reload
+	defer n.reloadMu.Unlock()
+	n.pending.mu.Lock()
+	defer n.pending.mu.Unlock()
+	if !n.pending.planes[name] {
+		return nil
+	}
+	delete(n.pending.planes, name)
+	followers := n.pending.followers[name]
+	delete(n.pending.followers, name)
+	if next := n.pending.next; next != nil && next.Services[name] != nil {
+		applied := *n.config()
+		applied.Services = maps.Clone(applied.Services)
+		applied.Services[name] = next.Services[name]
+		n.cfg.Store(&applied)
+	}
+	return followers
+}

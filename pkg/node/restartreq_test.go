@@ -1,0 +1,112 @@
+package node
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/macronode/macronode/pkg/config"
+	"github.com/macronode/macronode/pkg/identity"
+	"github.com/macronode/macronode/pkg/supervisor"
+)
+
+func planNode(t *testing.T, base []string) (*node, *fakeSup) {
+	t.Helper()
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := newFakeSup()
+	n := &node{nodeKey: key, sup: sup, log: hclog.NewNullLogger(),
+		pending: pendingRestarts{planes: map[string]bool{}, followers: map[string][]string{}}}
+	n.cfg.Store(load(t, base...))
+	return n, sup
+}
+
+func TestPlanRestarts(t *testing.T) {
+	base := []string{"RON_DATA_DIR=/tmp/mn-plan"}
+	tests := []struct {
+		name      string
+		env       []string // on top of base
+		field     string
+		wantApply string   // substring of the field's apply hint
+		updated   []string // planes whose new settings reach the supervisor
+	}{
+		{name: "storage address", env: []string{"RON_STORAGE_ADDR=127.0.0.1:9399"}, field: "services.storage.listen",
+			wantApply: "macronode restart storage (restarts dht, gateway, overlay with it", updated: []string{"dht", "gateway", "overlay", "storage"}},
+		{name: "index address", env: []string{"RON_INDEX_ADDR=127.0.0.1:9499"}, field: "services.index.listen",
+			wantApply: "macronode restart index (restarts gateway with it", updated: []string{"gateway", "index"}},
+		{name: "admin address", env: []string{"RON_HTTP_ADDR=127.0.0.1:8099"}, field: "http_addr", wantApply: ApplyNodeRestart},
+		{name: "storage flag", env: []string{"RON_MAX_OBJECT_BYTES=1048576"}, field: "max_object_bytes",
+			wantApply: "macronode restart gateway storage", updated: []string{"gateway", "storage"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, sup := planNode(t, base)
+			next := load(t, append(slices.Clone(base), tt.env...)...)
+			changed, err := diff(n.config(), next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(changed, tt.field) {
+				t.Fatalf("changed = %v, want %s among them", changed, tt.field)
+			}
+			apply := n.planRestarts(n.config(), next, changed, func(c *config.Config) []supervisor.Spec {
+				specs, err := n.specs(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return specs
+			})
+			if got := apply[tt.field]; !strings.Contains(got, tt.wantApply) {
+				t.Errorf("apply[%s] = %q, want %q", tt.field, got, tt.wantApply)
+			}
+			var updated []string
+			for _, sp := range sup.updates {
+				updated = append(updated, sp.Name)
+			}
+			slices.Sort(updated)
+			if !slices.Equal(updated, tt.updated) {
+				t.Errorf("updated %v, want %v", updated, tt.updated)
+			}
+		})
+	}
+}
+
+// Restarting a plane whose address changed restarts its followers, puts
+// its settings in force, and a reload back to the old value cancels.
+func TestRestartAppliesPending(t *testing.T) {
+	base := []string{"RON_DATA_DIR=/tmp/mn-plan", "RON_SERVICES=storage,gateway"}
+	n, sup := planNode(t, base)
+	next := load(t, append(slices.Clone(base), "RON_STORAGE_ADDR=127.0.0.1:9399")...)
+	changed, _ := diff(n.config(), next)
+	n.planRestarts(n.config(), next, changed, func(c *config.Config) []supervisor.Spec { s, _ := n.specs(c); return s })
+	svc := services{Supervisor: sup, n: n}
+	if err := svc.Restart("storage"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sup.restarts, []string{"storage", "gateway"}) {
+		t.Errorf("restarts %v, want storage then gateway", sup.restarts)
+	}
+	if got := n.config().Services["storage"].Listen; got != "127.0.0.1:9399" {
+		t.Errorf("storage listen in force %q after its restart", got)
+	}
+	if err := svc.Restart("storage"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sup.restarts) != 3 {
+		t.Errorf("a second restart restarted %v; the followers were already applied", sup.restarts)
+	}
+
+	// Reverting to the settings in force cancels what was pending.
+	n2, sup2 := planNode(t, base)
+	n2.planRestarts(n2.config(), next, changed, func(c *config.Config) []supervisor.Spec { s, _ := n2.specs(c); return s })
+	back := load(t, base...)
+	changed2, _ := diff(n2.config(), back)
+	n2.planRestarts(n2.config(), back, changed2, func(c *config.Config) []supervisor.Spec { s, _ := n2.specs(c); return s })
+	if !slices.Contains(sup2.cancels, "storage") || !slices.Contains(sup2.cancels, "gateway") {
+		t.Errorf("cancels %v, want storage and gateway", sup2.cancels)
+	}
+}
