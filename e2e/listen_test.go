@@ -284,3 +284,22 @@ func TestListenSocketActivation(t *testing.T) {
 		})
 	}
 }
+
+// A plane port that is taken fails the node's start, naming the plane and
+// the address, before any child is spawned.
+func TestListenBusyPortFailsStart(t *testing.T) {
+	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	n := startNode(t, nodeOpts{services: "storage", noWait: true, addrs: map[string]string{"storage": hold.Addr().String()}})
+	code, ok := n.wait(readyTimeout)
+	if !ok {
+		t.Fatalf("macronode still runs with storage's port taken")
+	}
+	want := "bind storage listener on " + hold.Addr().String()
+	if code != 1 || !strings.Contains(n.stderr.String()+n.stdout.String(), want) {
+		t.Fatalf("exit %d, want 1 with %q in:\n%s", code, want, tail(n.stderr.String(), 5))
+	}
+}
