@@ -1,7 +1,9 @@
 package node
 
 import (
+	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -76,12 +78,24 @@ func (n *node) planRestarts(cur, next *config.Config, fields []string, specs fun
 		switch {
 		case ok && childSetting(key) && changed[plane]:
 			apply[f] = restartHint([]string{plane}, followers[plane])
-		case ok:
+		case ok || nodeField(f):
 			apply[f] = ApplyNodeRestart
-		case len(changed) > 0 && !nodeField(f):
-			apply[f] = restartHint(sortedKeys(changed), nil)
 		default:
-			apply[f] = ApplyNodeRestart
+			// A top-level field: the planes whose flags it alone changes.
+			var planes []string
+			if trial, err := withField(cur, next, f); err == nil {
+				ts := byName(specs(trial))
+				for _, p := range sortedKeys(changed) {
+					if !launchEqual(ts[p], curSpecs[p]) {
+						planes = append(planes, p)
+					}
+				}
+			}
+			if len(planes) == 0 {
+				apply[f] = ApplyNodeRestart
+			} else {
+				apply[f] = restartHint(planes, nil)
+			}
 		}
 	}
 
@@ -118,6 +132,36 @@ func nodeField(f string) bool {
 		return true
 	}
 	return strings.HasPrefix(f, "admin_")
+}
+
+// withField is a shallow copy of cur with the top-level field at path (its
+// YAML keys, dot-separated, e.g. network.bootstrap) taken from next. The
+// copy shares cur's services; path must not be under services.
+func withField(cur, next *config.Config, path string) (*config.Config, error) {
+	trial := *cur
+	dst, src := reflect.ValueOf(&trial).Elem(), reflect.ValueOf(next).Elem()
+	for _, key := range strings.Split(path, ".") {
+		if dst.Kind() != reflect.Struct {
+			return nil, fmt.Errorf("field %q: %q is not a group", path, key)
+		}
+		i := -1
+		for j := range dst.NumField() {
+			f := dst.Type().Field(j)
+			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); f.IsExported() && name == key {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("field %q: no key %q", path, key)
+		}
+		dst, src = dst.Field(i), src.Field(i)
+	}
+	if dst.Kind() == reflect.Map || dst.Kind() == reflect.Pointer {
+		return nil, fmt.Errorf("field %q: not a plain value", path)
+	}
+	dst.Set(src)
+	return &trial, nil
 }
 
 func restartHint(planes, followers []string) string {
