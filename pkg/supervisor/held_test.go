@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,4 +205,38 @@ func (b *recordingBus) kinds(string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.states)
+}
+
+// The crash-loop breaker's failed state closes the socket (clients are
+// refused rather than left waiting); an operator's restart binds it again.
+func TestHeldListenerClosedWhileFailed(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp := fakeSpec(t, "storage", "crash-if-file", "MN_FAKE_FILE="+flag, "MN_FAKE_SERVE=1")
+	sp.Listen, sp.HoldListener = "127.0.0.1:0", true
+	sp.Policy.MaxRestarts = 2
+	h := startHarness(t, []Spec{sp}, nil)
+	addr := h.status("storage").Listen
+	eventually(t, 15*time.Second, "failed with the socket closed", func() bool {
+		s := h.status("storage")
+		return s.State == StateFailed && s.Listener == ListenerClosed
+	})
+	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial a failed service: %v, want connection refused", err)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Restart("storage"); err != nil {
+		t.Fatal(err)
+	}
+	st := h.waitReady("storage", 0)
+	if st.Listener != ListenerHeld || st.Listen != addr {
+		t.Fatalf("after restart: listener %q on %q, want held on %s", st.Listener, st.Listen, addr)
+	}
+	if got, err := get(addr); err != nil || got != strconv.Itoa(st.PID) {
+		t.Fatalf("GET after restart = %q, %v", got, err)
+	}
 }
