@@ -130,7 +130,7 @@ func TestHeldListenerStopStart(t *testing.T) {
 		t.Fatalf("GET after start = %q, %v", got, err)
 	}
 	eventually(t, 5*time.Second, "listener events", func() bool {
-		return strings.Contains(strings.Join(bus.kinds(events.Listener), ","), "closed,held")
+		return strings.Join(bus.kinds(events.Listener), ",") == "held,closed,held"
 	})
 }
 

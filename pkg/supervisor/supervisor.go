@@ -288,6 +288,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		go func() { defer pumps.Done(); v.sink.pump() }()
 	}
 	for _, v := range s.services {
+		if v.held != nil { // bound by New, before any subscriber could hear of it
+			v.emit(events.Listener, ListenerEvent{State: ListenerHeld, Addr: v.held.boundAddr()})
+		}
 		go v.loop()
 	}
 	s.log.Info("supervising", "services", s.names(false), "control_socket", s.sockPath)

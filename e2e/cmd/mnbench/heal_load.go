@@ -93,6 +93,7 @@ func steadyLoad(ctx context.Context, url string) (*loadRecorder, func()) {
 type healRun struct {
 	failed, refused float64
 	p50, p99, max   float64 // ms, successful requests started in the window
+	heal            float64 // ms, kill -> readyURL answers 200
 	requests        int
 }
 
@@ -111,7 +112,7 @@ func killUnderLoad(ctx context.Context, rec *loadRecorder, pid int, readyURL str
 	if err := sleepCtx(ctx, time.Until(end)+healPace+50*time.Millisecond); err != nil {
 		return healRun{}, err
 	}
-	var r healRun
+	r := healRun{heal: ms(back.Sub(t0))}
 	var lat []float64
 	for _, s := range rec.window(t0, end) {
 		r.requests++
@@ -173,6 +174,7 @@ func addHealRows(t *table, who string, runs []healRun, err error) {
 	t.add(who+": refused connects per kill", "req", col(func(r healRun) float64 { return r.refused }), note)
 	t.add(who+": p50 latency, kill -> ready+100ms", "ms", col(func(r healRun) float64 { return r.p50 }), note)
 	t.add(who+": p99 latency, kill -> ready+100ms", "ms", col(func(r healRun) float64 { return r.p99 }), note)
+	t.add(who+": kill -> /readyz 200 under the load", "ms", col(func(r healRun) float64 { return r.heal }), note)
 	t.add(who+": requests in the window", "req", col(func(r healRun) float64 { return float64(r.requests) }), note)
 }
 
@@ -275,6 +277,6 @@ func runsvHealLoad(ctx context.Context, o *opts, runs int, wait time.Duration) (
 }
 
 func fmtHeal(r healRun) string {
-	return fmt.Sprintf("%d requests, %.0f failed (%.0f refused), p50 %.2fms p99 %.2fms max %.2fms",
-		r.requests, r.failed, r.refused, r.p50, r.p99, r.max)
+	return fmt.Sprintf("ready after %.2fms; %d requests, %.0f failed (%.0f refused), p50 %.2fms p99 %.2fms max %.2fms",
+		r.heal, r.requests, r.failed, r.refused, r.p50, r.p99, r.max)
 }
