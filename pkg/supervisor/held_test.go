@@ -70,6 +70,7 @@ func heldSpec(tb testing.TB, env ...string) Spec {
 func TestHeldListenerAcrossKill(t *testing.T) {
 	sp := heldSpec(t, "MN_FAKE_READ_FD4=1")
 	sp.ExtraFiles = func() ([]*os.File, error) { return pipeWith([]byte("key")) }
+	before := openFDs(t)
 	h := startHarness(t, []Spec{sp}, nil)
 	st := h.waitReady("storage", 0)
 	if st.Listener != ListenerHeld || strings.HasSuffix(st.Listen, ":0") {
@@ -99,6 +100,10 @@ func TestHeldListenerAcrossKill(t *testing.T) {
 	}
 	if st2.Listen != addr {
 		t.Errorf("listen %q after restart, want the same socket %q", st2.Listen, addr)
+	}
+	h.stop()
+	if after := openFDs(t); after > before+2 {
+		t.Errorf("open fds grew from %d to %d: a listener copy leaked in the parent", before, after)
 	}
 }
 

@@ -96,23 +96,25 @@ func (p *proc) start(spec *Spec, env []string, listener *os.File, sink *logSink,
 	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if listener != nil {
+		cmd.ExtraFiles = []*os.File{listener} // fd 3; closed by run, or below on failure
+	}
 	// Our own pipes (not StdoutPipe): the child gets the write ends directly,
 	// the owner goroutine alone reads and closes the read ends.
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		closeAll(cmd.ExtraFiles...)
 		close(p.pidKnown)
 		return fmt.Errorf("stdout pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		closeAll(outR, outW)
+		closeAll(cmd.ExtraFiles...)
 		close(p.pidKnown)
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	if listener != nil {
-		cmd.ExtraFiles = []*os.File{listener}
-	}
 	if spec.ExtraFiles != nil {
 		extra, err := spec.ExtraFiles()
 		if err != nil {
