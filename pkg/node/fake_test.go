@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +29,7 @@ type fakeSup struct {
 	updates  []supervisor.Spec
 	cancels  []string
 	restarts []string
+	with     []string // "<plane>:<with,...>" of each Update
 }
 
 func newFakeSup(names ...string) *fakeSup {
@@ -54,9 +56,10 @@ func (f *fakeSup) Logs(string, int) ([]supervisor.LogLine, error) {
 }
 func (f *fakeSup) Close() error { return nil }
 
-func (f *fakeSup) Update(sp supervisor.Spec) error {
+func (f *fakeSup) Update(sp supervisor.Spec, with []string) error {
 	f.mu.Lock()
 	f.updates = append(f.updates, sp)
+	f.with = append(f.with, sp.Name+":"+strings.Join(with, ","))
 	f.mu.Unlock()
 	return nil
 }

@@ -72,7 +72,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	cfg := opts.Config
 	n := &node{log: log, opts: opts, started: time.Now(), changes: make(chan struct{}, 1),
-		pending: pendingRestarts{planes: map[string]bool{}, followers: map[string][]string{}}}
+		pending: pendingRestarts{planes: map[string]bool{}}}
 	n.cfg.Store(cfg)
 
 	// Signals are ours from the first moment to the last: a SIGTERM during
@@ -158,7 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	srv, err := admin.New(admin.Options{
 		Config:     n.config,
-		Services:   services{Supervisor: sup, n: n},
+		Services:   sup,
 		Reload:     n.reload,
 		Shutdown:   stop,
 		Logger:     log.Named("admin"),
@@ -264,8 +264,9 @@ type Supervisor interface {
 	// Reload hands every child (and every later spawn) the payload.
 	Reload(cfg json.RawMessage)
 	// Update records a plane's new launch settings for its next operator
-	// restart or start; CancelUpdate forgets them.
-	Update(spec supervisor.Spec) error
+	// restart or start (which also restarts with, the planes calling it);
+	// CancelUpdate forgets them.
+	Update(spec supervisor.Spec, with []string) error
 	CancelUpdate(name string) error
 	// Collector exports the supervisor's own metrics.
 	Collector() prometheus.Collector

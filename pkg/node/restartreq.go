@@ -21,13 +21,13 @@ const ApplyNodeRestart = "node restart (systemctl restart macronode)"
 // pendingRestarts is what a reload left for `macronode restart`: the new
 // launch settings of each plane are recorded in the supervisor (Update),
 // applied by its next operator restart or start; a plane whose address
-// changed brings along the planes that call it (followers), which restart
-// with it. next is the configuration those settings come from.
+// changed brings along the planes that call it (followers), which the
+// supervisor restarts with it. next is the configuration those settings
+// come from.
 type pendingRestarts struct {
-	mu        sync.Mutex
-	next      *config.Config
-	planes    map[string]bool     // planes with settings waiting in the supervisor
-	followers map[string][]string // plane -> planes restarted with it
+	mu     sync.Mutex
+	next   *config.Config
+	planes map[string]bool // planes with settings waiting in the supervisor
 }
 
 // launchEqual reports whether two specs start the same child.
@@ -104,7 +104,7 @@ func (n *node) planRestarts(cur, next *config.Config, fields []string, specs fun
 	for _, name := range sortedKeys(nextSpecs) {
 		switch {
 		case changed[name]:
-			if err := n.sup.Update(nextSpecs[name]); err != nil {
+			if err := n.sup.Update(nextSpecs[name], followers[name]); err != nil {
 				n.log.Warn("reload: new settings not recorded", "service", name, "error", err)
 				continue
 			}
@@ -117,7 +117,7 @@ func (n *node) planRestarts(cur, next *config.Config, fields []string, specs fun
 			delete(n.pending.planes, name)
 		}
 	}
-	n.pending.next, n.pending.followers = next, followers
+	n.pending.next = next
 	if len(apply) == 0 {
 		return nil
 	}
@@ -194,56 +194,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// services is the supervisor as the admin plane drives it: a restart or
-// start of a plane with settings left by a reload applies them (the
-// supervisor does), restarts its followers too, and puts the plane's
-// settings in force in the node's configuration, so status and
-// `config print` show what runs.
-type services struct {
-	Supervisor
-	n *node
-}
-
-func (s services) Restart(name string) error {
-	if err := s.Supervisor.Restart(name); err != nil {
-		return err
-	}
-	for _, f := range s.n.takePending(name) {
-		if err := s.Supervisor.Restart(f); err != nil {
-			return err
+// syncApplied puts in force, in the node's configuration, the settings of
+// each plane whose pending update the supervisor has applied (an operator
+// restart or start), so that status and `config print` show what runs.
+func (n *node) syncApplied(snap []supervisor.Status) {
+	n.pending.mu.Lock()
+	var done []string
+	for _, st := range snap {
+		if n.pending.planes[st.Name] && !st.UpdatePending {
+			delete(n.pending.planes, st.Name)
+			done = append(done, st.Name)
 		}
-		s.n.takePending(f)
 	}
-	return nil
-}
-
-func (s services) Start(name string) error {
-	if err := s.Supervisor.Start(name); err != nil {
-		return err
+	next := n.pending.next
+	n.pending.mu.Unlock()
+	if len(done) == 0 || next == nil {
+		return
 	}
-	s.n.takePending(name)
-	return nil
-}
-
-// takePending marks name's pending settings as applied: the configuration
-// in force takes the plane's settings from the reloaded one. It returns
-// the followers to restart with it.
-func (n *node) takePending(name string) []string {
 	n.reloadMu.Lock() // the configuration in force changes: not during a reload
 	defer n.reloadMu.Unlock()
-	n.pending.mu.Lock()
-	defer n.pending.mu.Unlock()
-	if !n.pending.planes[name] {
-		return nil
+	applied := *n.config()
+	applied.Services = maps.Clone(applied.Services)
+	for _, name := range done {
+		if svc := next.Services[name]; svc != nil {
+			applied.Services[name] = svc
+		}
 	}
-	delete(n.pending.planes, name)
-	followers := n.pending.followers[name]
-	delete(n.pending.followers, name)
-	if next := n.pending.next; next != nil && next.Services[name] != nil {
-		applied := *n.config()
-		applied.Services = maps.Clone(applied.Services)
-		applied.Services[name] = next.Services[name]
-		n.cfg.Store(&applied)
-	}
-	return followers
+	n.cfg.Store(&applied)
 }

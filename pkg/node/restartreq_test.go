@@ -20,7 +20,7 @@ func planNode(t *testing.T, base []string) (*node, *fakeSup) {
 	}
 	sup := newFakeSup()
 	n := &node{nodeKey: key, sup: sup, log: hclog.NewNullLogger(),
-		pending: pendingRestarts{planes: map[string]bool{}, followers: map[string][]string{}}}
+		pending: pendingRestarts{planes: map[string]bool{}}}
 	n.cfg.Store(load(t, base...))
 	return n, sup
 }
@@ -81,29 +81,27 @@ func TestPlanRestarts(t *testing.T) {
 	}
 }
 
-// Restarting a plane whose address changed restarts its followers, puts
-// its settings in force, and a reload back to the old value cancels.
+// A plane whose address changed is updated with the planes calling it;
+// once the supervisor has applied its update (an operator restart), its
+// settings are in force in the node's configuration; a reload back to the
+// old value cancels what was pending.
 func TestRestartAppliesPending(t *testing.T) {
 	base := []string{"RON_DATA_DIR=/tmp/mn-plan", "RON_SERVICES=storage,gateway"}
 	n, sup := planNode(t, base)
 	next := load(t, append(slices.Clone(base), "RON_STORAGE_ADDR=127.0.0.1:9399")...)
 	changed, _ := diff(n.config(), next)
 	n.planRestarts(n.config(), next, changed, func(c *config.Config) []supervisor.Spec { s, _ := n.specs(c); return s })
-	svc := services{Supervisor: sup, n: n}
-	if err := svc.Restart("storage"); err != nil {
-		t.Fatal(err)
+	slices.Sort(sup.with)
+	if want := []string{"gateway:", "storage:gateway"}; !slices.Equal(sup.with, want) {
+		t.Errorf("updates %v, want %v", sup.with, want)
 	}
-	if !slices.Equal(sup.restarts, []string{"storage", "gateway"}) {
-		t.Errorf("restarts %v, want storage then gateway", sup.restarts)
+	n.syncApplied([]supervisor.Status{{Name: "storage", UpdatePending: true}, {Name: "gateway", UpdatePending: true}})
+	if got := n.config().Services["storage"].Listen; got == "127.0.0.1:9399" {
+		t.Fatal("storage's new address in force before its restart")
 	}
+	n.syncApplied([]supervisor.Status{{Name: "storage"}, {Name: "gateway", UpdatePending: true}})
 	if got := n.config().Services["storage"].Listen; got != "127.0.0.1:9399" {
 		t.Errorf("storage listen in force %q after its restart", got)
-	}
-	if err := svc.Restart("storage"); err != nil {
-		t.Fatal(err)
-	}
-	if len(sup.restarts) != 3 {
-		t.Errorf("a second restart restarted %v; the followers were already applied", sup.restarts)
 	}
 
 	// Reverting to the settings in force cancels what was pending.

@@ -167,7 +167,7 @@ func TestUpdateAppliesAtRestart(t *testing.T) {
 	}
 	next.Listen = free.Addr().String()
 	free.Close()
-	if err := h.s.Update(next); err != nil {
+	if err := h.s.Update(next, nil); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.status("storage"); s.Listen != st.Listen || !s.UpdatePending {
@@ -243,5 +243,40 @@ func TestHeldListenerClosedWhileFailed(t *testing.T) {
 	}
 	if got, err := get(addr); err != nil || got != strconv.Itoa(st.PID) {
 		t.Fatalf("GET after restart = %q, %v", got, err)
+	}
+}
+
+// Restart of a service whose update names others restarts those whose own
+// update is pending, once: the gateway follows a moved backend.
+func TestUpdateRestartsWith(t *testing.T) {
+	back, front := heldSpec(t), heldSpec(t)
+	front.Name = "gateway"
+	h := startHarness(t, []Spec{back, front}, nil)
+	b0, f0 := h.waitReady("storage", 0), h.waitReady("gateway", 0)
+	if err := h.s.Update(back, []string{"gateway"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Update(front, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Restart("storage"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReady("storage", b0.PID)
+	f1 := h.waitReady("gateway", f0.PID)
+	if f1.UpdatePending {
+		t.Error("gateway's update still pending after it restarted")
+	}
+	// Nothing pending any more: a second restart leaves the gateway alone.
+	b1 := h.status("storage")
+	if err := h.s.Restart("storage"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReady("storage", b1.PID)
+	if g := h.status("gateway"); g.PID != f1.PID {
+		t.Errorf("gateway restarted again (pid %d -> %d) with nothing pending", f1.PID, g.PID)
+	}
+	if err := h.s.Update(back, []string{"nope"}); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("Update with an unknown service: %v", err)
 	}
 }

@@ -78,9 +78,10 @@ type service struct {
 
 	mu        sync.Mutex
 	st        Status
-	cur       *proc // the child, registered before exec; nil between children
-	opStopped bool  // stopped by the operator (Stop) and not started since
-	next      *Spec // settings for the next operator start or restart (Update)
+	cur       *proc    // the child, registered before exec; nil between children
+	opStopped bool     // stopped by the operator (Stop) and not started since
+	next      *Spec    // settings for the next operator start or restart (Update)
+	with      []string // services restarted with this one's next Restart (Update)
 
 	held *heldListener // the parent's copy of the socket (Spec.HoldListener)
 }

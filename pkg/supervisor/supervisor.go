@@ -429,7 +429,14 @@ func (s *Supervisor) Snapshot() []Status {
 // Restart (re)starts the service now: a running child is stopped gracefully
 // and started again at once; a failed one is retried. The backoff and the
 // crash window are reset. It returns once the request is scheduled.
-func (s *Supervisor) Restart(name string) error { return s.command(name, cmdRestart) }
+// A restart that applies settings recorded by Update also restarts the
+// services recorded with them.
+func (s *Supervisor) Restart(name string) error {
+	if err := s.command(name, cmdRestart); err != nil {
+		return err
+	}
+	return s.restartWith(name)
+}
 
 // Stop stops the service gracefully; it stays stopped until Start or Restart.
 func (s *Supervisor) Stop(name string) error { return s.command(name, cmdStop) }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"slices"
 )
 
@@ -10,18 +11,42 @@ import (
 // when it changed and closes the old socket; an automatic restart after a
 // crash keeps the settings in force, so nothing the operator has not asked
 // for changes under them. Status shows the settings in force until then,
-// and UpdatePending.
-func (s *Supervisor) Update(sp Spec) error {
+// and UpdatePending. with names the services that call this one's address:
+// Restart of this one also restarts those of them whose own update is still
+// pending (the gateway onto a moved backend).
+func (s *Supervisor) Update(sp Spec, with []string) error {
 	v, err := s.lookup(sp.Name)
 	if err != nil {
 		return err
 	}
+	for _, w := range with {
+		if _, err := s.lookup(w); err != nil {
+			return err
+		}
+	}
 	next := &Spec{Binary: sp.Binary, Args: slices.Clone(sp.Args), Env: slices.Clone(sp.Env), Listen: sp.Listen}
 	v.update(func(st *Status) {
-		v.next = next
+		v.next, v.with = next, slices.Clone(with)
 		st.UpdatePending = true
 	})
 	return nil
+}
+
+// restartWith restarts the services recorded with name's update that still
+// wait for theirs; it runs after name's own restart was scheduled.
+func (s *Supervisor) restartWith(name string) error {
+	v := s.byName[name]
+	v.mu.Lock()
+	with := v.with
+	v.with = nil
+	v.mu.Unlock()
+	var errs []error
+	for _, w := range with {
+		if s.byName[w].status().UpdatePending {
+			errs = append(errs, s.command(w, cmdRestart))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // applyUpdate takes the settings recorded by Update, if any, for the spawn
@@ -57,7 +82,7 @@ func (s *Supervisor) CancelUpdate(name string) error {
 		return err
 	}
 	v.update(func(st *Status) {
-		v.next = nil
+		v.next, v.with = nil, nil
 		st.UpdatePending = false
 	})
 	return nil
