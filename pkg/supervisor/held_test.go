@@ -280,3 +280,30 @@ func TestUpdateRestartsWith(t *testing.T) {
 		t.Errorf("Update with an unknown service: %v", err)
 	}
 }
+
+// A start that cannot bind the socket again (someone took the port while
+// the service was stopped) is a spawn failure whose error names the
+// service and the address.
+func TestHeldListenerRebindFailure(t *testing.T) {
+	h := startHarness(t, []Spec{heldSpec(t)}, nil)
+	addr := h.waitReady("storage", 0).Listen
+	if err := h.s.Stop("storage"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "stopped", func() bool { return h.status("storage").State == StateStopped })
+	thief, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	if err := h.s.Start("storage"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bind error reported", func() bool {
+		s := h.status("storage")
+		return s.State == StateBackoff && strings.Contains(s.LastError, "bind storage listener on "+addr) &&
+			s.Listener == ListenerClosed
+	})
+	thief.Close()
+	h.waitReady("storage", 0)
+}
