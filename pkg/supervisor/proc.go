@@ -142,6 +142,10 @@ func childCommand(spec *Spec, shim bool) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Binary, err)
 	}
+	if _, err := os.Stat(shimShell); err != nil {
+		return nil, fmt.Errorf("start %s: handing down its listener needs %s (the exec shim that sets LISTEN_PID): %w",
+			spec.Binary, shimShell, err)
+	}
 	return exec.Command(shimShell, append([]string{"-c", shimScript, path}, spec.Args...)...), nil
 }
 
