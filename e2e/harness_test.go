@@ -123,6 +123,9 @@ type nodeOpts struct {
 	noWait bool
 	// dataDir is RON_DATA_DIR; "" gives the node a fresh temp dir.
 	dataDir string
+	// addrsInConfig keeps the plane addresses out of the environment: the
+	// test's config names them, so a reload of a rewritten file can change them.
+	addrsInConfig bool
 }
 
 // loopbackP2P is RON_OVERLAY_P2P_ADDR and RON_DHT_P2P_ADDR of every test
@@ -192,7 +195,9 @@ func startNode(t testing.TB, opts nodeOpts) *node {
 			addr = freeAddr(t)
 		}
 		n.addrs[p] = addr
-		env = append(env, "RON_"+strings.ToUpper(p)+"_ADDR="+addr)
+		if !opts.addrsInConfig {
+			env = append(env, "RON_"+strings.ToUpper(p)+"_ADDR="+addr)
+		}
 	}
 	if opts.services != "" {
 		env = append(env, "RON_SERVICES="+opts.services)

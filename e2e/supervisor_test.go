@@ -110,14 +110,17 @@ func TestHungChildReplaced(t *testing.T) {
 	n.waitReady(readyTimeout)
 }
 
-// TestCrashLoopCircuitBreaker: storage cannot bind, crash-loops into failed;
-// an operator frees the port and restarts it from the CLI.
+// TestCrashLoopCircuitBreaker: storage cannot open its data dir (a file
+// sits where it should be), crash-loops into failed; an operator removes the
+// file and restarts it from the CLI. (A busy port no longer makes a child
+// crash-loop: the parent binds every plane's port before any child starts,
+// and a busy one fails the node's start; see listen_test.go.)
 func TestCrashLoopCircuitBreaker(t *testing.T) {
-	hold, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dataDir := t.TempDir()
+	blocker := filepath.Join(dataDir, "storage")
+	if err := os.WriteFile(blocker, []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer hold.Close()
 	cfg := `services:
   storage:
     critical: true
@@ -128,7 +131,7 @@ func TestCrashLoopCircuitBreaker(t *testing.T) {
     restart_window: 60s
     failed_retry: 5m
 `
-	n := startNode(t, nodeOpts{config: cfg, noWait: true, addrs: map[string]string{"storage": hold.Addr().String()}})
+	n := startNode(t, nodeOpts{config: cfg, noWait: true, dataDir: dataDir})
 	eventually(t, 30*time.Second, func() (bool, string) {
 		if n.exited() {
 			t.Fatalf("macronode exited while storage crash-looped: %v", n.waitErr)
@@ -172,7 +175,9 @@ func TestCrashLoopCircuitBreaker(t *testing.T) {
 		t.Errorf("while storage is failed, these planes are not running after 15s: %v", notRunning)
 	}
 
-	hold.Close()
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
 	res := runCLI(t, []string{"RON_HTTP_ADDR=" + n.admin}, "macronode", "restart", "storage")
 	if res.code != 0 {
 		t.Fatalf("macronode restart storage: exit %d:\n%s", res.code, res.out)

@@ -4,6 +4,7 @@
 # section and again in one summary table at the end.
 #
 #   Supervisor   kill -9 -> ready (macronode vs runit's runsv), kill -> 503,
+#                a steady load across kill -9 (failed/refused, p50/p99; vs runsv),
 #                cold start, idle RSS/CPU, log lines/s through the parent
 #   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
 #   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
@@ -15,7 +16,7 @@
 #
 # Environment:
 #   BENCH_QUICK=1     shorter everything (the dhtsim section keeps its 5-minute budget)
-#   BENCH_ONLY="..."  run only these sections: restart exit503 coldstart idle
+#   BENCH_ONLY="..."  run only these sections: restart healload exit503 coldstart idle
 #                     loglines storage mailbox faultready eventsfanout ssecpu
 #                     dhtsim cluster micro (space separated); mailboxlong runs
 #                     only when named here or with BENCH_LONG=1
@@ -129,7 +130,7 @@ if ! (cd "$ROOT/e2e" && go build -o "$MNBENCH" ./cmd/mnbench); then
 fi
 
 RUNSV_FLAG=()
-if wanted restart; then
+if wanted restart || wanted healload; then
 	ensure runsv runit runsvdir || { skip "runsv comparison: runit could not be installed"; RUNSV_FLAG=(-no-runsv); }
 fi
 REDIS_FLAG=()
@@ -162,6 +163,7 @@ bench() {
 
 if [ "$QUICK" = 1 ]; then
 	bench restart 150 "${RUNSV_FLAG[@]}"
+	bench healload 120 "${RUNSV_FLAG[@]}"
 	bench exit503 90
 	bench coldstart 90
 	bench idle 60 -idle 10s
@@ -170,6 +172,7 @@ if [ "$QUICK" = 1 ]; then
 	bench mailbox 180 "${REDIS_FLAG[@]}"
 else
 	bench restart 240 "${RUNSV_FLAG[@]}"
+	bench healload 200 "${RUNSV_FLAG[@]}"
 	bench exit503 150
 	bench coldstart 150
 	bench idle 120 -idle 60s

@@ -52,6 +52,11 @@ type ReloadResult struct {
 	Changed         []string `json:"changed"`
 	Applied         []string `json:"applied"`
 	RestartRequired []string `json:"restart_required"`
+	// Apply says, for each field of RestartRequired, what puts it in force:
+	// "macronode restart <service>" (which also restarts the services
+	// pointing at a changed address), or "node restart" for what only a new
+	// parent can take (the admin's own http_addr, run_dir, ...).
+	Apply map[string]string `json:"apply,omitempty"`
 }
 
 // ReloadError is the 422 body of POST /api/v1/reload.
@@ -70,19 +75,27 @@ type FieldError struct {
 
 // ServiceStatus is one service in GET /api/v1/status.
 type ServiceStatus struct {
-	State         string       `json:"state"`
-	PID           int          `json:"pid"`
-	Restarts      int          `json:"restarts"`
-	UptimeSeconds float64      `json:"uptime_seconds"`
-	Ready         bool         `json:"ready"`
-	Critical      bool         `json:"critical"`
-	Listen        string       `json:"listen"`
-	MetricsAddr   string       `json:"metrics_addr,omitempty"` // where the parent scrapes /metrics, when not listen
-	LastExit      string       `json:"last_exit"`
-	LastError     string       `json:"last_error"`
-	NextRestart   time.Time    `json:"next_restart,omitzero"` // when in backoff or failed
-	BackoffDelay  float64      `json:"backoff_seconds,omitempty"`
-	Exits         []ExitRecord `json:"exits"` // the last few, newest last
+	State         string  `json:"state"`
+	PID           int     `json:"pid"`
+	Restarts      int     `json:"restarts"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Ready         bool    `json:"ready"`
+	Critical      bool    `json:"critical"`
+	Listen        string  `json:"listen"` // the address in force
+	// Listener is "held" while the parent holds the service's socket (a
+	// connect then waits for the next child, never refused) and "closed"
+	// once it closed it (stopped, failed, shutting down); absent for a
+	// service that binds its own.
+	Listener string `json:"listener,omitempty"`
+	// RestartPending: a reload changed settings of this service that its
+	// next `macronode restart` applies (ReloadResult.Apply).
+	RestartPending bool         `json:"restart_pending,omitempty"`
+	MetricsAddr    string       `json:"metrics_addr,omitempty"` // where the parent scrapes /metrics, when not listen
+	LastExit       string       `json:"last_exit"`
+	LastError      string       `json:"last_error"`
+	NextRestart    time.Time    `json:"next_restart,omitzero"` // when in backoff or failed
+	BackoffDelay   float64      `json:"backoff_seconds,omitempty"`
+	Exits          []ExitRecord `json:"exits"` // the last few, newest last
 
 	// StopDeadline, while the service is stopping, is when its child gets
 	// SIGKILL: the drain's progress and the time it has left.
@@ -133,7 +146,7 @@ func serviceStatusOf(st supervisor.Status) ServiceStatus {
 		State: string(st.State), PID: st.PID, Restarts: st.Restarts, UptimeSeconds: st.UptimeSeconds,
 		Ready: st.Ready, Critical: st.Critical, Listen: st.Listen, MetricsAddr: st.MetricsAddr, LastExit: st.LastExit, LastError: st.LastError,
 		NextRestart: st.NextRestart, BackoffDelay: st.BackoffDelay, Exits: exits,
-		StopDeadline: st.StopDeadline,
+		StopDeadline: st.StopDeadline, Listener: st.Listener, RestartPending: st.UpdatePending,
 	}
 }
 

@@ -37,7 +37,8 @@ const (
 	Reload   = "reload"
 	Fault    = "fault"
 	Shutdown = "shutdown"
-	Gap      = "gap" // sent to a subscriber only, never kept in the ring
+	Listener = "listener" // the parent holds a plane's socket, or closed it
+	Gap      = "gap"      // sent to a subscriber only, never kept in the ring
 )
 
 // ErrBadID is returned for a Last-Event-ID that is not `<boot id>-<seq>`.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -23,8 +24,12 @@ type fakeSup struct {
 	stopped chan struct{} // closed when Run's ctx ended
 	onStop  func()        // called by Run once its ctx ended, before stopped is closed
 
-	mu      sync.Mutex
-	reloads []string
+	mu       sync.Mutex
+	reloads  []string
+	updates  []supervisor.Spec
+	cancels  []string
+	restarts []string
+	with     []string // "<plane>:<with,...>" of each Update
 }
 
 func newFakeSup(names ...string) *fakeSup {
@@ -38,13 +43,33 @@ func newFakeSup(names ...string) *fakeSup {
 var errWedged = errors.New("wedged")
 
 func (f *fakeSup) Snapshot() []supervisor.Status { return append([]supervisor.Status(nil), f.snap...) }
-func (f *fakeSup) Restart(string) error          { return nil }
-func (f *fakeSup) Stop(string) error             { return nil }
-func (f *fakeSup) Start(string) error            { return nil }
+func (f *fakeSup) Restart(name string) error {
+	f.mu.Lock()
+	f.restarts = append(f.restarts, name)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeSup) Stop(string) error  { return nil }
+func (f *fakeSup) Start(string) error { return nil }
 func (f *fakeSup) Logs(string, int) ([]supervisor.LogLine, error) {
 	return nil, nil
 }
 func (f *fakeSup) Close() error { return nil }
+
+func (f *fakeSup) Update(sp supervisor.Spec, with []string) error {
+	f.mu.Lock()
+	f.updates = append(f.updates, sp)
+	f.with = append(f.with, sp.Name+":"+strings.Join(with, ","))
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeSup) CancelUpdate(name string) error {
+	f.mu.Lock()
+	f.cancels = append(f.cancels, name)
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeSup) Collector() prometheus.Collector {
 	return prometheus.NewCounter(prometheus.CounterOpts{Name: "fake_supervisor_total", Help: "fake"})
 }

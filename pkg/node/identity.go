@@ -45,13 +45,21 @@ func LoadNodeKey(cfg *config.Config) (crypto.PrivKey, error) {
 	return key, nil
 }
 
-// keyFD is the descriptor the overlay child reads its node key from.
-const keyFD = 3
+// keyFD is the descriptor the overlay child reads its node key from: the
+// first one after its listener, which systemd's convention puts at fd 3
+// (Spec.HoldListener).
+func keyFD(sp supervisor.Spec) int {
+	if sp.HoldListener {
+		return 4
+	}
+	return 3
+}
 
-// HandNodeKey makes the overlay's spec (if any) inherit key on fd 3 at
-// every spawn, through a pipe the parent fills and closes, and points the
-// child at it with --identity-file /dev/fd/3. The key never appears in the
-// child's environment or argv, and under amnesia never on disk.
+// HandNodeKey makes the overlay's spec (if any) inherit key on the fd after
+// its listener (keyFD) at every spawn, through a pipe the parent fills and
+// closes, and points the child at it with --identity-file /dev/fd/N. The
+// key never appears in the child's environment or argv, and under amnesia
+// never on disk.
 func HandNodeKey(specs []supervisor.Spec, key crypto.PrivKey) error {
 	b, err := crypto.MarshalPrivateKey(key)
 	if err != nil {
@@ -61,7 +69,7 @@ func HandNodeKey(specs []supervisor.Spec, key crypto.PrivKey) error {
 		if specs[i].Name != "overlay" {
 			continue
 		}
-		specs[i].Args = append(specs[i].Args, "--identity-file", fmt.Sprintf("/dev/fd/%d", keyFD))
+		specs[i].Args = append(specs[i].Args, "--identity-file", fmt.Sprintf("/dev/fd/%d", keyFD(specs[i])))
 		specs[i].ExtraFiles = func() ([]*os.File, error) { return keyPipe(b) }
 	}
 	return nil

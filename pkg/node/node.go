@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/macronode/macronode/pkg/admin"
@@ -70,7 +71,8 @@ func Run(ctx context.Context, opts Options) error {
 		log = hclog.NewNullLogger()
 	}
 	cfg := opts.Config
-	n := &node{log: log, opts: opts, started: time.Now(), changes: make(chan struct{}, 1)}
+	n := &node{log: log, opts: opts, started: time.Now(), changes: make(chan struct{}, 1),
+		pending: pendingRestarts{planes: map[string]bool{}}}
 	n.cfg.Store(cfg)
 
 	// Signals are ours from the first moment to the last: a SIGTERM during
@@ -113,7 +115,6 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	specs := Specs(cfg)
 	nodeKey, err := LoadNodeKey(cfg)
 	if err != nil {
 		return err
@@ -122,7 +123,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("node key: %w", err)
 	}
-	if err := HandNodeKey(specs, nodeKey); err != nil {
+	n.nodeKey = nodeKey
+	specs, err := n.specs(cfg)
+	if err != nil {
 		return err
 	}
 	bus, auditLog, closeEvents, err := openEventsAudit(cfg, log)
@@ -260,6 +263,11 @@ type Supervisor interface {
 	Probe(ctx context.Context) error
 	// Reload hands every child (and every later spawn) the payload.
 	Reload(cfg json.RawMessage)
+	// Update records a plane's new launch settings for its next operator
+	// restart or start (which also restarts with, the planes calling it);
+	// CancelUpdate forgets them.
+	Update(spec supervisor.Spec, with []string) error
+	CancelUpdate(name string) error
 	// Collector exports the supervisor's own metrics.
 	Collector() prometheus.Collector
 }
@@ -273,13 +281,24 @@ type node struct {
 	admin   *admin.Server
 	stop    context.CancelFunc
 
-	reloadMu sync.Mutex    // one reload at a time
-	changes  chan struct{} // supervisor state changed (coalesced)
-	ready    atomic.Bool   // READY=1 has been sent to systemd
-	draining atomic.Bool   // shutdown has begun
+	nodeKey  crypto.PrivKey  // handed to the overlay (identity.go)
+	pending  pendingRestarts // what reloads left for `macronode restart` (restartreq.go)
+	reloadMu sync.Mutex      // one reload at a time
+	changes  chan struct{}   // supervisor state changed (coalesced)
+	ready    atomic.Bool     // READY=1 has been sent to systemd
+	draining atomic.Bool     // shutdown has begun
 }
 
 func (n *node) config() *config.Config { return n.cfg.Load() }
+
+// specs is Specs(cfg) with the node key handed to the overlay.
+func (n *node) specs(cfg *config.Config) ([]supervisor.Spec, error) {
+	specs := Specs(cfg)
+	if err := HandNodeKey(specs, n.nodeKey); err != nil {
+		return nil, err
+	}
+	return specs, nil
+}
 
 // newSupervisor is supervisor.New as a Supervisor.
 func newSupervisor(o supervisor.Options) (Supervisor, error) {

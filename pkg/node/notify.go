@@ -48,6 +48,7 @@ func (n *node) notifier(ctx context.Context) <-chan struct{} {
 		lastStatus := ""
 		update := func() {
 			snap := n.sup.Snapshot()
+			n.syncApplied(snap)
 			status := statusLine(snap)
 			if !n.ready.Load() && settled(snap) {
 				n.ready.Store(true)

@@ -13,6 +13,7 @@ import (
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/control"
 	"github.com/macronode/macronode/pkg/sdnotify"
+	"github.com/macronode/macronode/pkg/supervisor"
 )
 
 // liveFields are the settings a reload applies without restarting anything.
@@ -75,6 +76,15 @@ func (n *node) reload(_ context.Context) (admin.ReloadResult, error) {
 			applied.AdminToken = next.AdminToken
 		}
 		res.Applied = append(res.Applied, f)
+	}
+	if n.sup != nil { // also with nothing to restart: a reverted change cancels what was pending
+		res.Apply = n.planRestarts(cur, next, res.RestartRequired, func(c *config.Config) []supervisor.Spec {
+			specs, err := n.specs(c)
+			if err != nil {
+				n.log.Warn("reload: specs", "error", err) // only a key that cannot be marshalled
+			}
+			return specs
+		})
 	}
 	n.cfg.Store(&applied)
 	return res, nil

@@ -46,13 +46,17 @@ func Specs(cfg *config.Config) []supervisor.Spec {
 			}
 		}
 		specs = append(specs, supervisor.Spec{
-			Name:      plane,
-			Binary:    bin,
-			Args:      append(childArgs(cfg, plane, on), s.Args...),
-			Env:       envList(s.Env),
-			Listen:    s.Listen,
-			Critical:  s.Critical,
-			DependsOn: deps,
+			Name:   plane,
+			Binary: bin,
+			Args:   append(childArgs(cfg, plane, on), s.Args...),
+			Env:    envList(s.Env),
+			Listen: s.Listen,
+			// The parent holds every plane's HTTP socket across restarts
+			// (pkg/supervisor held.go); the gateway's internal metrics port
+			// and the libp2p ports stay the child's own.
+			HoldListener: true,
+			Critical:     s.Critical,
+			DependsOn:    deps,
 			Policy: supervisor.Policy{
 				Initial:       s.Backoff.Initial.D(),
 				Max:           s.Backoff.Max.D(),

@@ -35,3 +35,27 @@ func BenchmarkRestartLatency(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/restart")
 }
+
+// BenchmarkSpawnShim is the exec shim's cost on every spawn of a child that
+// inherits a held socket: fork+exec of /bin/true directly, and through the
+// /bin/sh shim that sets LISTEN_PID and execs it (held.go).
+func BenchmarkSpawnShim(b *testing.B) {
+	for _, shim := range []bool{false, true} {
+		name := "direct"
+		if shim {
+			name = "shim"
+		}
+		b.Run(name, func(b *testing.B) {
+			sp := &Spec{Binary: "/bin/true"}
+			for b.Loop() {
+				cmd, err := childCommand(sp, shim)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := cmd.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -49,7 +49,8 @@ import (
 // append "start|ready|stop <service>" lines to, and "reload pid=<pid>
 // <config> <service>" for each reload message), MN_FAKE_FILE (health is
 // false while it exists, in good mode), MN_FAKE_LONGLINE=1 (print a 100 KiB
-// line), MN_FAKE_PRINTENV=K1,K2 (print "env K=<value>" or "env K unset").
+// line), MN_FAKE_PRINTENV=K1,K2 (print "env K=<value>" or "env K unset"),
+// MN_FAKE_SERVE=1 (serve HTTP on the inherited listener, held_test.go).
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("MN_FAKE_CHILD"); mode != "" {
 		os.Exit(fakeChild(mode))
@@ -98,6 +99,9 @@ func fakeChild(mode string) int {
 				fmt.Printf("env %s unset\n", k)
 			}
 		}
+	}
+	if os.Getenv("MN_FAKE_SERVE") != "" {
+		serveInherited() // held_test.go
 	}
 	if os.Getenv("MN_FAKE_READ_FD3") != "" {
 		b, err := io.ReadAll(os.NewFile(3, "fd3"))

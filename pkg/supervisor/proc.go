@@ -80,22 +80,37 @@ func newProc(token string) *proc {
 // start spawns the child described by spec from a goroutine that keeps its
 // OS thread locked for the child's whole life, so that Pdeathsig (which
 // fires when the starting thread exits, golang/go#27505) means "parent died".
-// It returns once the process is started or failed to start. afterExec, if
-// not nil (tests only), runs after exec and before the pid is recorded.
-func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) error {
-	cmd := exec.Command(spec.Binary, spec.Args...)
+// It returns once the process is started or failed to start. listener, if
+// not nil, becomes the child's fd 3 and the child is started through the
+// exec shim (held.go), which sets LISTEN_PID to the child's own pid; start
+// closes it either way. afterExec, if not nil (tests only), runs after exec
+// and before the pid is recorded.
+func (p *proc) start(spec *Spec, env []string, listener *os.File, sink *logSink, afterExec func()) error {
+	cmd, err := childCommand(spec, listener != nil)
+	if err != nil {
+		if listener != nil {
+			listener.Close()
+		}
+		close(p.pidKnown)
+		return err
+	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if listener != nil {
+		cmd.ExtraFiles = []*os.File{listener} // fd 3; closed by run, or below on failure
+	}
 	// Our own pipes (not StdoutPipe): the child gets the write ends directly,
 	// the owner goroutine alone reads and closes the read ends.
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		closeAll(cmd.ExtraFiles...)
 		close(p.pidKnown)
 		return fmt.Errorf("stdout pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		closeAll(outR, outW)
+		closeAll(cmd.ExtraFiles...)
 		close(p.pidKnown)
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
@@ -104,14 +119,34 @@ func (p *proc) start(spec *Spec, env []string, sink *logSink, afterExec func()) 
 		extra, err := spec.ExtraFiles()
 		if err != nil {
 			closeAll(outR, outW, errR, errW)
+			closeAll(cmd.ExtraFiles...)
 			close(p.pidKnown)
 			return fmt.Errorf("inherited files: %w", err)
 		}
-		cmd.ExtraFiles = extra
+		cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
 	}
 	started := make(chan error, 1)
 	go p.run(cmd, [2]*os.File{outR, errR}, [2]*os.File{outW, errW}, sink, afterExec, started)
 	return <-started
+}
+
+// childCommand is the child's command line: the binary itself, or, when the
+// child inherits a listener, the exec shim running it. The binary is
+// resolved here so that a missing one fails the spawn as it does without
+// the shim, rather than as an exit of the shim.
+func childCommand(spec *Spec, shim bool) (*exec.Cmd, error) {
+	if !shim {
+		return exec.Command(spec.Binary, spec.Args...), nil
+	}
+	path, err := exec.LookPath(spec.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Binary, err)
+	}
+	if _, err := os.Stat(shimShell); err != nil {
+		return nil, fmt.Errorf("start %s: handing down its listener needs %s (the exec shim that sets LISTEN_PID): %w",
+			spec.Binary, shimShell, err)
+	}
+	return exec.Command(shimShell, append([]string{"-c", shimScript, path}, spec.Args...)...), nil
 }
 
 func closeAll(files ...*os.File) {

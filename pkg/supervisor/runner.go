@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"os"
 	"slices"
 	"time"
 
@@ -58,6 +59,7 @@ func (v *service) loop() {
 			stopTimer(&r.depT) // a command ended the wait
 		}
 		if r.final && r.p == nil {
+			v.dropListener("shutdown")
 			r.stopTimers()
 			stopTimer(&r.retryT)
 			v.update(func(st *Status) {
@@ -134,7 +136,14 @@ func (r *runner) spawn(kind spawnKind) {
 	stopTimer(&r.retryT)
 	r.respawn = 0
 	counted := kind == spawnAuto || kind == spawnManual
+	if kind == spawnManual || kind == spawnStart {
+		v.applyUpdate()
+	}
 	token, err := newToken()
+	var lf *os.File
+	if err == nil {
+		lf, err = v.listenerFile()
+	}
 	var p *proc
 	if err == nil {
 		// Register the child before exec: it may say hello before start
@@ -147,7 +156,7 @@ func (r *runner) spawn(kind spawnKind) {
 		if hook := v.sup.testHookAfterExec; hook != nil {
 			afterExec = func() { hook(v.spec.Name) }
 		}
-		err = p.start(&v.spec, v.env(token), v.sink, afterExec)
+		err = p.start(&v.spec, v.env(token), lf, v.sink, afterExec)
 	}
 	if err != nil {
 		// A spawn failure is a crash: same policy, same backoff.
@@ -188,6 +197,7 @@ func (r *runner) schedule(d restartDecision) {
 	state := StateBackoff
 	if d.Failed {
 		state = StateFailed
+		r.v.dropListener("failed")
 		r.v.log.Error("crash loop: service failed; retrying periodically", "max_restarts", r.v.spec.Policy.MaxRestarts,
 			"window", r.v.spec.Policy.Window.String(), "retry_in", d.Delay.String())
 	}

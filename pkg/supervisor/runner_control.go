@@ -18,10 +18,12 @@ func (r *runner) command(c command) {
 	case cmdShutdown:
 		r.final, r.want, r.waitDeps, r.respawn = true, false, false, 0
 		stopTimer(&r.retryT)
+		v.dropListener("shutdown")
 		r.beginStop("shutdown", v.takeStopBy())
 	case cmdStop:
 		r.want, r.waitDeps, r.respawn = false, false, 0
 		v.setOpStopped(true) // dependents waiting for it start now
+		v.dropListener("stopped")
 		if r.p != nil {
 			r.beginStop("stop requested", time.Time{})
 			return
@@ -155,7 +157,7 @@ func (r *runner) event(ev event) {
 			if ev.msg.MetricsAddr != "" {
 				st.MetricsAddr = ev.msg.MetricsAddr
 			}
-			if ev.msg.Addr != "" {
+			if ev.msg.Addr != "" && v.held == nil { // a held socket's address is known here
 				st.Listen = ev.msg.Addr
 			}
 		})

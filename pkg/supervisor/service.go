@@ -78,8 +78,12 @@ type service struct {
 
 	mu        sync.Mutex
 	st        Status
-	cur       *proc // the child, registered before exec; nil between children
-	opStopped bool  // stopped by the operator (Stop) and not started since
+	cur       *proc    // the child, registered before exec; nil between children
+	opStopped bool     // stopped by the operator (Stop) and not started since
+	next      *Spec    // settings for the next operator start or restart (Update)
+	with      []string // services restarted with this one's next Restart (Update)
+
+	held *heldListener // the parent's copy of the socket (Spec.HoldListener)
 }
 
 // enqueue schedules a command for the service goroutine without waiting.
@@ -192,7 +196,11 @@ func inheritable(kv string) bool {
 // env is the child's environment: the inheritable part of the parent's,
 // then Spec.Env, then the control-channel variables.
 func (v *service) env(token string) []string {
-	return childEnv(os.Environ(), v.spec.Env, v.sup.sockPath, v.spec.Name, token)
+	env := childEnv(os.Environ(), v.spec.Env, v.sup.sockPath, v.spec.Name, token)
+	if v.held != nil {
+		env = append(env, listenEnv(v.spec.Name)...)
+	}
+	return env
 }
 
 func childEnv(parent, own []string, sock, name, token string) []string {

@@ -160,8 +160,12 @@ func New(opts Options) (*Supervisor, error) {
 			v.deps = append(v.deps, s.byName[d])
 		}
 	}
+	if err := s.bindHeld(); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
 	ln, path, warning, err := listenControl(opts.RunDir)
 	if err != nil {
+		s.closeHeld()
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	if warning != "" {
@@ -284,6 +288,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		go func() { defer pumps.Done(); v.sink.pump() }()
 	}
 	for _, v := range s.services {
+		if v.held != nil { // bound by New, before any subscriber could hear of it
+			v.emit(events.Listener, ListenerEvent{State: ListenerHeld, Addr: v.held.boundAddr()})
+		}
 		go v.loop()
 	}
 	s.log.Info("supervising", "services", s.names(false), "control_socket", s.sockPath)
@@ -326,6 +333,7 @@ func (s *Supervisor) release() {
 	s.shutting.Store(true)
 	close(s.closed)
 	_ = s.ln.Close()
+	s.closeHeld()
 	s.removeSocket()
 }
 
@@ -421,7 +429,14 @@ func (s *Supervisor) Snapshot() []Status {
 // Restart (re)starts the service now: a running child is stopped gracefully
 // and started again at once; a failed one is retried. The backoff and the
 // crash window are reset. It returns once the request is scheduled.
-func (s *Supervisor) Restart(name string) error { return s.command(name, cmdRestart) }
+// A restart that applies settings recorded by Update also restarts the
+// services recorded with them.
+func (s *Supervisor) Restart(name string) error {
+	if err := s.command(name, cmdRestart); err != nil {
+		return err
+	}
+	return s.restartWith(name)
+}
 
 // Stop stops the service gracefully; it stays stopped until Start or Restart.
 func (s *Supervisor) Stop(name string) error { return s.command(name, cmdStop) }

@@ -41,13 +41,20 @@ type Spec struct {
 	Args   []string // arguments, not including argv[0]
 	Env    []string // extra KEY=VALUE pairs on top of the parent's environment
 	Listen string   // the address the child serves on, for status and metrics scraping
+	// HoldListener: the supervisor binds Listen itself (New fails naming
+	// the service and address if it cannot), keeps the socket open across
+	// the child's restarts and hands it to every child as fd 3 with
+	// LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (held.go). Stop, the failed
+	// state and the final drain close it; the next spawn binds it again.
+	HoldListener bool
 	// MetricsAddr is where the parent scrapes the child's /metrics when that
 	// is not Listen (the gateway keeps /metrics off its public port).
 	MetricsAddr string
 	Critical    bool     // counts for the node's readiness
 	DependsOn   []string // names started first: this one waits until each is ready, failed, stopped, or past its start_timeout
 	// ExtraFiles, when set, is called for every spawn; the child inherits
-	// the files it returns as fd 3, 4, ... (exec.Cmd.ExtraFiles) and the
+	// the files it returns as fd 3, 4, ... (exec.Cmd.ExtraFiles), or from
+	// fd 4 when HoldListener puts the listener at fd 3, and the
 	// supervisor closes its own copies once the child started (or failed
 	// to). A secret handed down this way never appears in env or argv.
 	ExtraFiles func() ([]*os.File, error)
@@ -80,8 +87,14 @@ type Status struct {
 	UptimeSeconds float64
 	Ready         bool // the child said ready; see IsReady for the rule
 	Critical      bool
-	Listen        string
-	MetricsAddr   string // scrape address when not Listen
+	Listen        string // the address in force: the held socket's, or the child's own
+	// Listener is ListenerHeld or ListenerClosed for a service whose
+	// socket the parent holds (Spec.HoldListener), else empty.
+	Listener    string
+	MetricsAddr string // scrape address when not Listen
+	// UpdatePending: Update recorded settings that the next operator
+	// restart or start applies.
+	UpdatePending bool
 	LastExit      string
 	LastError     string
 	NextRestart   time.Time // when in backoff or failed

@@ -31,12 +31,15 @@ const (
 
 // runtime is one run of a plane.
 type runtime struct {
-	plane    Plane
-	opts     options
-	log      hclog.Logger
-	getenv   func(string) string
-	draining atomic.Bool
-	active   inflight
+	plane  Plane
+	opts   options
+	log    hclog.Logger
+	getenv func(string) string
+	// listenEnv is the process's LISTEN_* convention (listenfds.go); tests
+	// set it, zero means the real process.
+	listenEnv listenEnv
+	draining  atomic.Bool
+	active    inflight
 }
 
 // exitCause says why the serving phase ended.
@@ -72,11 +75,9 @@ func (r *runtime) run(ctx context.Context) error {
 		r.log.Debug("connected to parent control socket", "socket", sock)
 	}
 
-	// Bind first so a port conflict fails fast, before any store is opened.
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", r.opts.listen)
+	ln, inherited, err := r.listen(ctx)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", r.opts.listen, err)
+		return err
 	}
 	addr := ln.Addr().String()
 	if r.plane.Listener != nil {
@@ -108,7 +109,8 @@ func (r *runtime) run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	r.log.Info("serving", "addr", addr, "tls", r.opts.tlsCert != "", "mode", mode, "data_dir", r.opts.dataDir, "amnesia", r.opts.amnesia)
+	r.log.Info("serving", "addr", addr, "inherited_listener", inherited, "tls", r.opts.tlsCert != "", "mode", mode,
+		"data_dir", r.opts.dataDir, "amnesia", r.opts.amnesia)
 
 	monCtx, stopMonitor := context.WithCancel(context.Background())
 	monDone := make(chan struct{})
@@ -165,6 +167,33 @@ func (r *runtime) run(ctx context.Context) error {
 		r.log.Info("stopped", "reason", cause.reason)
 	}
 	return runErr
+}
+
+// listen returns the listener to serve on: the one handed down by the
+// parent or systemd (listenfds.go) when addressed to this process, else
+// --listen bound here. Either way it happens before any store is opened, so
+// a port conflict fails fast.
+func (r *runtime) listen(ctx context.Context) (net.Listener, bool, error) {
+	env := r.listenEnv
+	if env.getenv == nil {
+		env = processListenEnv()
+	}
+	ln, err := inheritedListener(env, r.plane.Name)
+	if err != nil {
+		return nil, false, fmt.Errorf("inherited listener: %w", err)
+	}
+	if ln != nil {
+		if got := ln.Addr().String(); got != r.opts.listen {
+			r.log.Debug("inherited listener differs from --listen; serving on the inherited one", "inherited", got, "listen", r.opts.listen)
+		}
+		return ln, true, nil
+	}
+	var lc net.ListenConfig
+	ln, err = lc.Listen(ctx, "tcp", r.opts.listen)
+	if err != nil {
+		return nil, false, fmt.Errorf("listen on %s: %w", r.opts.listen, err)
+	}
+	return ln, false, nil
 }
 
 // build creates the registry, builds the plane and wraps its handler.

@@ -5,8 +5,9 @@
 // plane an operable process: the common flags (--listen, --data-dir,
 // --log-level, --log-format, --amnesia, --shutdown-timeout, --tls-cert,
 // --tls-key, --pq-mode, --version), a JSON
-// hclog logger on stderr, the listener (bound first, so a port conflict fails
-// fast), an http.Server with timeouts, request ids, panic recovery and
+// hclog logger on stderr, the listener (inherited by systemd's LISTEN_FDS
+// convention when addressed to this process, else bound first, so a port
+// conflict fails fast), an http.Server with timeouts, request ids, panic recovery and
 // per-route metrics, the /healthz, /readyz and /metrics endpoints, graceful
 // draining on SIGTERM/SIGINT, and — when MACRONODE_CONTROL_SOCKET is set — the
 // supervised mode that speaks pkg/control to the parent: hello, ready with the

@@ -6,6 +6,8 @@
 // Subcommands:
 //
 //	restart    kill -9 svc-storage -> ready again, under macronode and under runit's runsv
+//	healload   a steady client load across kill -9 of svc-storage: failed and refused
+//	           requests, p50/p99 latency, under macronode (held socket) and runsv
 //	exit503    kill -9 of a child -> the parent's /readyz answers 503
 //	coldstart  exec `macronode run` with all six planes -> /readyz 200
 //	idle       the parent's RSS and CPU while six children idle
@@ -62,6 +64,7 @@ type command struct {
 
 var commands = map[string]command{
 	"restart":   {"kill -9 svc-storage -> ready again, macronode vs runsv", benchRestart},
+	"healload":  {"failed/refused requests and latency of a steady load across kill -9, macronode vs runsv", benchHealLoad},
 	"exit503":   {"kill -9 of a child -> parent /readyz 503", benchExit503},
 	"coldstart": {"exec macronode run (six planes) -> /readyz 200", benchColdstart},
 	"idle":      {"parent RSS and CPU with six idle children", benchIdle},
@@ -185,7 +188,7 @@ func parseOpts(name string, args []string) (*opts, error) {
 	fs.StringVar(&o.msgSizes, "msg-sizes", "256B,4KiB", "mailbox: message sizes")
 	fs.StringVar(&o.clients, "clients", "1,16,64", "mailbox: concurrent clients")
 	fs.StringVar(&o.redis, "redis", "redis-server", "mailbox: redis-server binary (empty: skip Redis)")
-	fs.BoolVar(&o.noRunsv, "no-runsv", false, "restart: skip the runsv comparison")
+	fs.BoolVar(&o.noRunsv, "no-runsv", false, "restart, healload: skip the runsv comparison")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (logs, data) for inspection")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

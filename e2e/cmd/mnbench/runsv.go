@@ -15,39 +15,12 @@ import (
 // runsvKills runs the same svc-storage binary under runit's runsv and kills
 // it runs times. why is non-empty when the comparison cannot run at all.
 func runsvKills(ctx context.Context, o *opts, runs int) (out []float64, why string, err error) {
-	runsv, lerr := exec.LookPath("runsv")
-	if lerr != nil {
-		return nil, "runsv not found (install runit)", nil
+	sv, why, err := startRunsvStorage(o)
+	if why != "" || err != nil {
+		return nil, why, err
 	}
-	if err := needBins(o.binDir, "svc-storage"); err != nil {
-		return nil, err.Error(), nil
-	}
-	bin, err := filepath.Abs(filepath.Join(o.binDir, "svc-storage"))
-	if err != nil {
-		return nil, "", fmt.Errorf("resolve svc-storage: %w", err)
-	}
-	dir := filepath.Join(o.tmp, "sv", "storage")
-	data := filepath.Join(o.tmp, "sv-data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", fmt.Errorf("make service dir: %w", err)
-	}
-	addrs, err := freeAddrs(1)
-	if err != nil {
-		return nil, "", err
-	}
-	script := "#!/bin/sh\nexec " + shQuote(bin) + " --listen " + addrs[0] + " --data-dir " + shQuote(data) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "run"), []byte(script), 0o755); err != nil {
-		return nil, "", fmt.Errorf("write run script: %w", err)
-	}
-	p, err := startProc("runsv", []string{runsv, dir}, nil, filepath.Join(o.tmp, "runsv.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	// Registered after startProc, so it runs before its SIGTERM: take the
-	// service down, tell runsv to exit, and kill whatever is left.
-	stop := func() { stopRunsv(p, dir) }
-	addCleanup(stop)
-	defer stop()
+	defer sv.stop()
+	p, dir, addrs := sv.p, sv.dir, []string{sv.addr}
 
 	readyURL := "http://" + addrs[0] + "/readyz"
 	wait, _ := stableWait(o)
@@ -78,6 +51,54 @@ func runsvKills(ctx context.Context, o *opts, runs int) (out []float64, why stri
 		progress("  run %d/%d: child ready %.2fms", i+1, runs, ms(kt.child200))
 	}
 	return out, "", nil
+}
+
+// runsvStorage is svc-storage run by runsv, bound to addr by itself.
+type runsvStorage struct {
+	p    *proc
+	dir  string // the service dir
+	addr string
+	stop func() // takes the service down and stops runsv; idempotent enough to run twice
+}
+
+// startRunsvStorage starts runsv on a service dir running svc-storage on a
+// fresh port. why is non-empty when runsv or the binary is missing.
+func startRunsvStorage(o *opts) (sv runsvStorage, why string, err error) {
+	runsv, lerr := exec.LookPath("runsv")
+	if lerr != nil {
+		return sv, "runsv not found (install runit)", nil
+	}
+	if err := needBins(o.binDir, "svc-storage"); err != nil {
+		return sv, err.Error(), nil
+	}
+	bin, err := filepath.Abs(filepath.Join(o.binDir, "svc-storage"))
+	if err != nil {
+		return sv, "", fmt.Errorf("resolve svc-storage: %w", err)
+	}
+	sv.dir = filepath.Join(o.tmp, "sv", "storage")
+	data := filepath.Join(o.tmp, "sv-data")
+	if err := os.MkdirAll(sv.dir, 0o755); err != nil {
+		return sv, "", fmt.Errorf("make service dir: %w", err)
+	}
+	addrs, err := freeAddrs(1)
+	if err != nil {
+		return sv, "", err
+	}
+	sv.addr = addrs[0]
+	script := "#!/bin/sh\nexec " + shQuote(bin) + " --listen " + sv.addr + " --data-dir " + shQuote(data) + "\n"
+	if err := os.WriteFile(filepath.Join(sv.dir, "run"), []byte(script), 0o755); err != nil {
+		return sv, "", fmt.Errorf("write run script: %w", err)
+	}
+	sv.p, err = startProc("runsv", []string{runsv, sv.dir}, nil, filepath.Join(o.tmp, "runsv.log"))
+	if err != nil {
+		return sv, "", err
+	}
+	// Registered after startProc, so it runs before its SIGTERM: take the
+	// service down, tell runsv to exit, and kill whatever is left.
+	p, dir := sv.p, sv.dir
+	sv.stop = func() { stopRunsv(p, dir) }
+	addCleanup(sv.stop)
+	return sv, "", nil
 }
 
 // runsvPID reads supervise/pid (empty or missing: 0).

@@ -11,7 +11,7 @@
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const SVG = 'http://www.w3.org/2000/svg';
   const TYPES = ['spawned', 'ready', 'unready', 'exited', 'backoff', 'failed',
-    'stopped', 'started', 'reload', 'fault', 'shutdown', 'gap'];
+    'stopped', 'started', 'reload', 'fault', 'shutdown', 'listener', 'gap'];
 
   function fmtSeconds(sec) {
     sec = Math.floor(sec);

@@ -40,7 +40,7 @@ const (
 // Config holds the overlay plane's settings. Amnesia comes from the runtime;
 // the rest from RegisterFlags. Zero values mean "use the default".
 type Config struct {
-	IdentityFile string   // node key file (e.g. /dev/fd/3)
+	IdentityFile string   // node key file (e.g. /dev/fd/4)
 	Amnesia      bool     // without IdentityFile: a fresh key in memory
 	DataDir      string   // without IdentityFile or Amnesia: the key is DataDir/node.key
 	P2PListen    []string // multiaddrs the libp2p host listens on
@@ -87,7 +87,7 @@ func (l listFlag) Set(v string) error {
 // RegisterFlags registers the overlay plane's own flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.IdentityFile, "identity-file", "",
-		"node key `file` (the parent passes /dev/fd/3); without it: --amnesia makes a fresh key in memory, else <data-dir>/"+KeyFileName+" is used (created, 0600, if missing)")
+		"node key `file` (the parent passes /dev/fd/4, after its listener on fd 3); without it: --amnesia makes a fresh key in memory, else <data-dir>/"+KeyFileName+" is used (created, 0600, if missing)")
 	fs.Var(listFlag{&c.P2PListen}, "p2p-listen",
 		"`multiaddr` the libp2p host listens on (repeatable or comma list; default "+DefaultP2PListen+")")
 	fs.Var(listFlag{&c.Bootstrap}, "bootstrap",
