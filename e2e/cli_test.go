@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -90,13 +91,16 @@ func TestCLIVersionAndTypos(t *testing.T) {
 // restart waits and prints the outcome; stop and start say what they did.
 func TestCLIStatusFailedThenRestart(t *testing.T) {
 	t.Parallel()
-	hold, err := net.Listen("tcp", "127.0.0.1:0") // storage cannot bind: it crash-loops into failed
-	if err != nil {
+	// A file where storage's data dir should be: storage cannot open its
+	// store and crash-loops into failed. (A busy port would fail the node's
+	// start instead: the parent binds every plane's port before any child.)
+	dataDir := t.TempDir()
+	blocker := filepath.Join(dataDir, "storage")
+	if err := os.WriteFile(blocker, []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer hold.Close()
 	cfg := "services:\n  storage:\n    backoff:\n      initial: 20ms\n      max: 100ms\n    max_restarts: 2\n    restart_window: 60s\n    failed_retry: 5m\n"
-	n := startNode(t, nodeOpts{services: "storage,index", config: cfg, noWait: true, addrs: map[string]string{"storage": hold.Addr().String()}})
+	n := startNode(t, nodeOpts{services: "storage,index", config: cfg, noWait: true, dataDir: dataDir})
 	env := []string{"RON_HTTP_ADDR=" + n.admin}
 	eventually(t, 30*time.Second, func() (bool, string) {
 		s, err := n.status()
@@ -120,7 +124,9 @@ func TestCLIStatusFailedThenRestart(t *testing.T) {
 		t.Errorf("status -o json: exit %d, %v\n%s", r.code, err, r.stdout)
 	}
 
-	hold.Close()
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
 	running := regexp.MustCompile(`^storage: running \(pid (\d+), ready in (\d+) ms\)\n$`)
 	r = runSplit(t, env, "macronode", "restart", "storage")
 	m := running.FindStringSubmatch(r.stdout)
