@@ -126,7 +126,9 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 			res.Header.Del(httpx.HeaderRequestID)
 			return err
 		},
-		Transport:     b.transport,
+		Transport: &retryTransport{base: b.transport, delay: retryDelay, retried: func() {
+			s.m.backendRetries.WithLabelValues(r.Name).Inc()
+		}},
 		FlushInterval: flushInterval,
 		BufferPool:    proxyBuffers,
 		ErrorHandler:  b.proxyError,
