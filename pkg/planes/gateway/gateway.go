@@ -396,6 +396,9 @@ func (s *Server) Close() error {
 func (s *Server) closeBackends() {
 	for _, b := range s.backends {
 		b.transport.CloseIdleConnections()
+		if b.direct != nil {
+			b.direct.CloseIdleConnections()
+		}
 	}
 }
 

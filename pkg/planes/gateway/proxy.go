@@ -68,6 +68,7 @@ type backend struct {
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
 	transport *http.Transport
+	direct    *directTransport // bodiless GET and HEAD; nil: none configured
 	proxy     *httputil.ReverseProxy
 	// modify, when set, adjusts the backend's response before it is
 	// copied to the client; an error is answered by proxyError.
@@ -82,12 +83,13 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 		return nil, err
 	}
 	b.target = target
+	dial := (&net.Dialer{
+		Timeout:   min(dialTimeout, headerTimeout),
+		KeepAlive: 30 * time.Second,
+	}).DialContext
 	b.transport = &http.Transport{
-		Proxy: nil, // never route backend traffic through an environment proxy
-		DialContext: (&net.Dialer{
-			Timeout:   min(dialTimeout, headerTimeout),
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 nil, // never route backend traffic through an environment proxy
+		DialContext:           dial,
 		ResponseHeaderTimeout: headerTimeout,
 		TLSHandshakeTimeout:   headerTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -102,6 +104,12 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 	}
 	if target == nil {
 		return b, nil
+	}
+	var rt http.RoundTripper = b.transport
+	if target.Scheme == "http" {
+		b.direct = &directTransport{host: target.Host, dial: dial, headerTimeout: headerTimeout,
+			maxIdle: 1024, next: b.transport}
+		rt = b.direct
 	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -126,7 +134,7 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 			res.Header.Del(httpx.HeaderRequestID)
 			return err
 		},
-		Transport: &retryTransport{base: b.transport, delay: retryDelay, retried: func() {
+		Transport: &retryTransport{base: rt, delay: retryDelay, retried: func() {
 			s.m.backendRetries.WithLabelValues(r.Name).Inc()
 		}},
 		FlushInterval: flushInterval,
