@@ -112,6 +112,11 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (res *http
 		// An interim 1xx answer: the final one follows.
 	}
 	_ = dc.c.SetDeadline(time.Time{})
+	if ctx.Err() != nil {
+		// Cancelled while the deadline above was being cleared: the
+		// cancellation's own deadline may have been undone.
+		return fail(ctx.Err())
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return fail(errors.New("backend switched protocols on a plain GET"))
 	}
