@@ -53,8 +53,7 @@ type directConn struct {
 
 // RoundTrip implements http.RoundTripper.
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (req.Method != http.MethodGet && req.Method != http.MethodHead) ||
-		(req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.URL.Host != t.host {
+	if !t.handles(req) {
 		return t.next.RoundTrip(req)
 	}
 	for attempt := 0; ; attempt++ {
@@ -63,14 +62,29 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		res, gotByte, err := t.exchange(req, dc)
-		if err == nil {
+		switch {
+		case err == nil:
 			return res, nil
-		}
-		if !reused || gotByte || attempt > 0 || req.Context().Err() != nil {
+		case gotByte:
+			return nil, responseStartedError{err}
+		case !reused || attempt > 0 || req.Context().Err() != nil:
 			return nil, err
 		}
 	}
 }
+
+// handles reports whether RoundTrip makes req itself (else next does).
+func (t *directTransport) handles(req *http.Request) bool {
+	return (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
+		(req.Body == nil || req.Body == http.NoBody) && req.URL.Scheme == "http" && req.URL.Host == t.host
+}
+
+// responseStartedError is a round trip that failed after the first byte
+// of a response had come: retryTransport never sends it again.
+type responseStartedError struct{ err error }
+
+func (e responseStartedError) Error() string { return e.err.Error() }
+func (e responseStartedError) Unwrap() error { return e.err }
 
 // exchange writes req on dc and reads the response headers. On error dc is
 // closed; gotByte tells whether any byte of a response had come.

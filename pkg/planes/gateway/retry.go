@@ -75,6 +75,19 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if class == retryNever {
 		return t.base.RoundTrip(req)
 	}
+	if d, ok := t.base.(*directTransport); ok && d.handles(req) {
+		// It reports a failure after the first response byte by its
+		// error: no trace (and no copy of the request) needed.
+		res, err := d.RoundTrip(req)
+		var started responseStartedError
+		if err == nil || !retryable(err, class, errors.As(err, &started), req.Context()) {
+			return res, err
+		}
+		if !t.wait(req.Context()) {
+			return nil, err
+		}
+		return d.RoundTrip(req)
+	}
 	var gotByte atomic.Bool
 	ctx := httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		GotFirstResponseByte: func() { gotByte.Store(true) },
@@ -93,20 +106,29 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return res, err
 	}
-	timer := time.NewTimer(t.delay)
-	defer timer.Stop()
-	select {
-	case <-req.Context().Done():
+	if !t.wait(req.Context()) {
 		if body != nil {
 			_ = body.Close()
 		}
 		return nil, err
+	}
+	return t.base.RoundTrip(req) // the original body: the base closes it
+}
+
+// wait sleeps the retry delay and counts the retry; false when ctx ended
+// first (no retry then).
+func (t *retryTransport) wait(ctx context.Context) bool {
+	timer := time.NewTimer(t.delay)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
 	case <-timer.C:
 	}
 	if t.retried != nil {
 		t.retried()
 	}
-	return t.base.RoundTrip(req) // the original body: the base closes it
+	return true
 }
 
 // retryable reports whether a first attempt that failed with err may be

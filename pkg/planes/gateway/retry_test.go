@@ -217,3 +217,35 @@ func TestBackendDownAfterRetry(t *testing.T) {
 		t.Fatalf("retries = %v, want 1", got)
 	}
 }
+
+// A backend that dies after the first bytes of its answer is not asked
+// again: the request may have had its effect.
+func TestNoRetryAfterResponseStarted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_, _ = io.ReadAtLeast(c, make([]byte, 1), 1)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Le")
+			_ = c.Close()
+		}
+	}()
+	defer func() { _ = ln.Close(); <-done }()
+	g := newGW(t, Config{Backends: map[string]string{"storage": ln.Addr().String()}})
+	a := g.do(g.req("GET", "/o/b3:aa", nil))
+	retries := counterValue(t, g.reg, "macronode_gateway_backend_retries_total", map[string]string{"backend": "storage"})
+	if a.status != 503 || accepted.Load() != 1 || retries != 0 {
+		t.Fatalf("GET on a backend dying mid-answer: %d %s over %d connections, %v retries; want 503 over 1, no retry",
+			a.status, a.raw, accepted.Load(), retries)
+	}
+}
