@@ -29,7 +29,7 @@ import (
 const planesServices = "gateway,storage,index"
 
 // objectRe matches a stored object's path below DATA_DIR/storage.
-var objectRe = regexp.MustCompile(`^objects/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$`)
+var objectRe = regexp.MustCompile(`^objects/[0-9a-f]{2}/[0-9a-f]{64}$`)
 
 // putResp is the answer of POST /o.
 type putResp struct {
@@ -338,7 +338,7 @@ func TestStorageTamper(t *testing.T) {
 	addr := putBlob(t, n.gw(""), blob)
 	hexAddr := strings.TrimPrefix(addr, "b3:")
 	root := filepath.Join(n.dataDir, "storage")
-	obj := filepath.Join(root, "objects", hexAddr[:2], hexAddr[2:4], hexAddr)
+	obj := filepath.Join(root, "objects", hexAddr[:2], hexAddr)
 	if !fileExists(obj) {
 		var all []string
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

@@ -7,6 +7,8 @@
 #                a steady load across kill -9 (failed/refused, p50/p99; vs runsv),
 #                cold start, idle RSS/CPU, log lines/s through the parent
 #   Storage      PUT/GET MB/s direct and via the gateway, vs BLAKE3 and write+fsync
+#   Small blobs  4 KiB PUT ops/s at 1 and 16 clients vs temp+fsync+rename+dir fsync
+#   Gateway      4 KiB GET req/s (wrk, 1 and 16 conns): direct vs gateway vs nginx
 #   Mailbox      durable send+receive+ack msgs/s, vs Redis (AOF, fsync always)
 #   DHT sim      1,000 kad-dht nodes on libp2p's mocknet in one process, 10%
 #                churn: lookup success, hops, latency, RSS (pkg/planes/dht/dhtsim)
@@ -17,9 +19,9 @@
 # Environment:
 #   BENCH_QUICK=1     shorter everything (the dhtsim section keeps its 5-minute budget)
 #   BENCH_ONLY="..."  run only these sections: restart healload exit503 coldstart idle
-#                     loglines storage mailbox faultready eventsfanout ssecpu
-#                     dhtsim cluster micro (space separated); mailboxlong runs
-#                     only when named here or with BENCH_LONG=1
+#                     loglines storage smallput gateway mailbox faultready
+#                     eventsfanout ssecpu dhtsim cluster micro (space separated);
+#                     mailboxlong runs only when named here or with BENCH_LONG=1
 #   BENCH_LONG=1      also run mailboxlong (10 minutes of steady mailbox load)
 #   BENCH_KEEP=1      keep the temp dir (logs, results.tsv) for inspection
 #
@@ -133,6 +135,10 @@ RUNSV_FLAG=()
 if wanted restart || wanted healload; then
 	ensure runsv runit runsvdir || { skip "runsv comparison: runit could not be installed"; RUNSV_FLAG=(-no-runsv); }
 fi
+if wanted gateway; then
+	ensure wrk wrk || skip "gateway rows: wrk could not be installed"
+	ensure nginx nginx-light nginx || skip "gateway nginx row: nginx-light could not be installed"
+fi
 REDIS_FLAG=()
 if wanted mailbox; then
 	ensure redis-server redis-server redis-server || { skip "Redis comparison: redis-server could not be installed"; REDIS_FLAG=(-redis ""); }
@@ -169,6 +175,8 @@ if [ "$QUICK" = 1 ]; then
 	bench idle 60 -idle 10s
 	bench loglines 60
 	bench storage 200
+	bench smallput 90
+	bench gateway 120
 	bench mailbox 180 "${REDIS_FLAG[@]}"
 else
 	bench restart 240 "${RUNSV_FLAG[@]}"
@@ -178,6 +186,8 @@ else
 	bench idle 120 -idle 60s
 	bench loglines 120
 	bench storage 420
+	bench smallput 150
+	bench gateway 200
 	bench mailbox 300 "${REDIS_FLAG[@]}"
 fi
 # The mailbox log's disk bound under steady load (10 min; 30 s when quick).

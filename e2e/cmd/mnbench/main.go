@@ -14,6 +14,8 @@
 //	loglines   log lines per second through the parent from a flooding child
 //	storage    PUT/GET MB/s, direct and through the gateway, beside BLAKE3 and write+fsync
 //	mailbox    durable send+receive+ack per second, beside Redis (AOF, fsync always)
+//	smallput   4 KiB PUT ops/s straight to svc-storage, beside temp+write+fsync+rename+dir fsync
+//	gateway    4 KiB GET req/s with wrk: direct, through svc-gateway, through nginx proxy_pass
 //	summary    print every row of a -results file as one table
 //
 // The program is stdlib-only and does not import the macronode module: it
@@ -71,6 +73,8 @@ var commands = map[string]command{
 	"loglines":  {"log lines/s through the parent from a flooding child", benchLoglines},
 	"storage":   {"PUT/GET MB/s direct and via gateway, vs BLAKE3 and write+fsync", benchStorage},
 	"mailbox":   {"send+receive+ack msgs/s, svc-mailbox vs Redis", benchMailbox},
+	"smallput":  {"4 KiB PUT ops/s to svc-storage vs temp+fsync+rename+dir fsync", benchSmallPut},
+	"gateway":   {"4 KiB GET req/s (wrk): direct vs svc-gateway vs nginx", benchGateway},
 	"summary":   {"print all rows of -results as one table", benchSummary},
 }
 

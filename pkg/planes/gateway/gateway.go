@@ -40,6 +40,12 @@
 // (IPv6: each /64) has a token-bucket rate limit (429 with Retry-After). A
 // backend that is down or unconfigured answers 503 JSON at once; one that
 // does not send response headers within --backend-timeout answers 504.
+// A GET or HEAD whose backend connection fails (refused, reset, closed)
+// before any response byte is sent once more after 50 ms to the same
+// backend, which covers a plane's restart after a crash; POST /o
+// (idempotent: content-addressed) is sent again only when connecting
+// failed, so its body was never read and nothing is buffered; any other
+// request is never retried (retry.go).
 // X-Request-Id is propagated to the backend and echoed once, and
 // X-Forwarded-For is set to the client's address: client-supplied
 // X-Forwarded-* headers are dropped, except that a peer listed in
@@ -390,6 +396,9 @@ func (s *Server) Close() error {
 func (s *Server) closeBackends() {
 	for _, b := range s.backends {
 		b.transport.CloseIdleConnections()
+		if b.direct != nil {
+			b.direct.CloseIdleConnections()
+		}
 	}
 }
 

@@ -22,6 +22,38 @@ import (
 // that does not accept within it is down.
 const dialTimeout = time.Second
 
+// flushInterval bounds how long response bytes may wait in the gateway's
+// write buffer. A response of unknown length (chunked, a stream) or of type
+// text/event-stream is flushed on every write by httputil.ReverseProxy
+// itself; one of known length is written through the server's 4 KiB buffer
+// and flushed at its end, so a small blob leaves in one or two writes
+// instead of one per backend read, and a large one flushes as the buffer
+// fills. The interval only matters for a known-length body that trickles.
+const flushInterval = 10 * time.Millisecond
+
+// proxyBufBytes is the size of the pooled buffers the reverse proxy copies
+// response bodies through (its own default, allocated per request otherwise).
+const proxyBufBytes = 32 << 10
+
+// bufferPool is httputil.BufferPool over a sync.Pool.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, proxyBufBytes); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte { return *bp.p.Get().(*[]byte) }
+
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) == proxyBufBytes {
+		b = b[:proxyBufBytes]
+		bp.p.Put(&b)
+	}
+}
+
+// proxyBuffers is shared by every backend.
+var proxyBuffers = newBufferPool()
+
 // statusClientClosed is logged and counted (never seen by anyone) when the
 // client went away before the backend answered, as nginx does.
 const statusClientClosed = 499
@@ -36,6 +68,7 @@ type backend struct {
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
 	transport *http.Transport
+	direct    *directTransport // bodiless GET and HEAD; nil: none configured
 	proxy     *httputil.ReverseProxy
 	// modify, when set, adjusts the backend's response before it is
 	// copied to the client; an error is answered by proxyError.
@@ -50,23 +83,33 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 		return nil, err
 	}
 	b.target = target
+	dial := (&net.Dialer{
+		Timeout:   min(dialTimeout, headerTimeout),
+		KeepAlive: 30 * time.Second,
+	}).DialContext
 	b.transport = &http.Transport{
-		Proxy: nil, // never route backend traffic through an environment proxy
-		DialContext: (&net.Dialer{
-			Timeout:   min(dialTimeout, headerTimeout),
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 nil, // never route backend traffic through an environment proxy
+		DialContext:           dial,
 		ResponseHeaderTimeout: headerTimeout,
 		TLSHandshakeTimeout:   headerTimeout,
 		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
+		// Every client connection may hold a backend connection at once:
+		// an idle pool smaller than the concurrency closes and redials
+		// connections under load.
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
 		// Pass bodies through as the backend encoded them.
 		DisableCompression: true,
 	}
 	if target == nil {
 		return b, nil
+	}
+	var rt http.RoundTripper = b.transport
+	if target.Scheme == "http" {
+		b.direct = &directTransport{host: target.Host, dial: dial, headerTimeout: headerTimeout,
+			maxIdle: 1024, next: b.transport}
+		rt = b.direct
 	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -91,8 +134,11 @@ func newBackend(s *Server, r routes.Route, addr string) (*backend, error) {
 			res.Header.Del(httpx.HeaderRequestID)
 			return err
 		},
-		Transport:     b.transport,
-		FlushInterval: -1, // stream: flush every write through at once
+		Transport: &retryTransport{base: rt, delay: retryDelay, retried: func() {
+			s.m.backendRetries.WithLabelValues(r.Name).Inc()
+		}},
+		FlushInterval: flushInterval,
+		BufferPool:    proxyBuffers,
 		ErrorHandler:  b.proxyError,
 		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{
 			ForceLevel: hclog.Debug,

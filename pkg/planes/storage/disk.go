@@ -31,9 +31,17 @@ type tempFile interface {
 // DiskStore keeps blobs as files under dir:
 //
 //	dir/LOCK                                     flock held while the store is open
-//	dir/objects/<hex[0:2]>/<hex[2:4]>/<64 hex>   the blobs, sharded 65536 ways
-//	dir/tmp/put-*                                uploads in progress
-//	dir/quarantine/<64 hex>.<unix nanos>         blobs that failed verification
+//	dir/objects/<hex[0:2]>/<64 hex>        the blobs, sharded 256 ways
+//	dir/tmp/put-*                          uploads in progress
+//	dir/quarantine/<64 hex>.<unix nanos>   blobs that failed verification
+//
+// The 256 shard directories are created when the store opens (one fsync of
+// objects/ covers them all), so a Put never pays for a mkdir and the fsync
+// of a new directory's parent. 256 keeps that start-up cost and the
+// listing's directory walk small; a million blobs make about 4,000 entries
+// per shard, which ext4's hashed directories look up in constant time. A
+// store written with the former two-level layout (<hex[0:2]>/<hex[2:4]>/)
+// is moved to this one when it opens (migrateLayout).
 //
 // tmp/ lives on the same file system as objects/, so the final rename is
 // atomic. New blobs enter objects/ only by a no-replace rename, so a name
@@ -98,20 +106,27 @@ func OpenDisk(dir string, log hclog.Logger) (*DiskStore, error) {
 	return d, nil
 }
 
-// prepare creates the sub-directories, cleans tmp/ and counts the blobs; it
-// runs with the directory locked.
+// prepare creates the sub-directories and the 256 shards, moves a
+// two-level store to the one-level layout, cleans tmp/ and counts the
+// blobs; it runs with the directory locked.
 func (d *DiskStore) prepare() error {
 	for _, p := range []string{d.objDir, d.tmpDir, d.quarDir} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return err
 		}
 	}
+	if err := d.mkShards(); err != nil {
+		return err
+	}
 	// Make the freshly created directory entries durable before any Put
 	// relies on them (cheap, once per start).
-	for _, p := range []string{filepath.Dir(d.dir), d.dir} {
+	for _, p := range []string{d.objDir, filepath.Dir(d.dir), d.dir} {
 		if err := fsx.SyncDir(p); err != nil {
 			return fmt.Errorf("fsync %s: %w", p, err)
 		}
+	}
+	if err := d.migrateLayout(); err != nil {
+		return err
 	}
 	if err := d.cleanTemp(); err != nil {
 		return err
@@ -170,7 +185,7 @@ func (d *DiskStore) count() error {
 
 func (d *DiskStore) relPath(a [32]byte) string {
 	h := hex.EncodeToString(a[:])
-	return filepath.Join(h[0:2], h[2:4], h)
+	return filepath.Join(h[0:2], h)
 }
 
 func (d *DiskStore) path(a [32]byte) string { return filepath.Join(d.objDir, d.relPath(a)) }

@@ -26,8 +26,8 @@ const maxCommitAttempts = 3
 // is removed without an fsync and dedup is reported; when it is bad (wrong
 // size, wrong bytes, unreadable) it is quarantined and the fresh upload
 // takes its place. Otherwise the temp file is fsynced, closed, renamed
-// (no-replace) into its shard and the shard directory (and any newly
-// created parent) is fsynced. A concurrent Put of the same content that
+// (no-replace) into its shard (created when the store opened) and the
+// shard directory is fsynced. A concurrent Put of the same content that
 // wins the no-replace rename makes this one check the winner's copy as
 // above.
 func (d *DiskStore) Put(ctx context.Context, r io.Reader, max int64) (addr [32]byte, size int64, dedup bool, err error) {
@@ -116,10 +116,14 @@ func (d *DiskStore) put(ctx context.Context, r io.Reader, max int64, want *[32]b
 				return addr, 0, false, classify("close temp file", err)
 			}
 		}
-		if err := d.mkShard(final); err != nil {
-			return addr, 0, false, err
-		}
 		err = d.rename(tmp, final)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The shard directory was removed behind the store's back.
+			if err := d.mkShard(final); err != nil {
+				return addr, 0, false, err
+			}
+			err = d.rename(tmp, final)
+		}
 		if err == nil {
 			break
 		}
@@ -182,24 +186,4 @@ func (d *DiskStore) storedCopyGood(addr [32]byte, size int64, final string, buf 
 		return false, err
 	}
 	return false, nil
-}
-
-// mkShard creates the two shard directories above final when missing and
-// fsyncs the parent of each one it creates.
-func (d *DiskStore) mkShard(final string) error {
-	inner := filepath.Dir(final)
-	outer := filepath.Dir(inner)
-	for _, p := range []string{outer, inner} {
-		err := os.Mkdir(p, 0o700)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return classify("create shard dir", err)
-		}
-		if err := d.syncDir(filepath.Dir(p)); err != nil {
-			return classify("fsync shard parent", err)
-		}
-	}
-	return nil
 }

@@ -37,9 +37,10 @@
 // while written to a temp file in DataDir/tmp (same file system as the
 // objects). A PUT body that hashes to another address than {addr} is
 // refused there (422) and its temp file removed. Otherwise it is fsynced,
-// closed, and renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex[2:4]>/<hex>;
-// the shard directory (and any shard directory just created, via its parent)
-// is fsynced before the client hears 201. A second upload of the same
+// closed, and renamed with RENAME_NOREPLACE into DataDir/objects/<hex[0:2]>/<hex>
+// (the 256 shard directories exist from the store's first open on, so no
+// upload creates one); the shard directory is fsynced before the client
+// hears 201. A second upload of the same
 // content is recognised after hashing: the stored copy is read back and
 // hashed (so a dedup hit costs one full read of the stored object); if it
 // is good, the shard directory is fsynced (the copy may have just been

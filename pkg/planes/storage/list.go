@@ -16,11 +16,11 @@ import (
 	"github.com/macronode/macronode/pkg/httpx"
 )
 
-// List implements Store. It walks objects/ in order, one directory at a
-// time: the two shard levels are named by the address's leading hex digits
-// and os.ReadDir returns names sorted, so lowercase hex names come out in
-// address order. Shards wholly at or before after are skipped without being
-// read. Entries that are not a blob filed under its own shard are ignored.
+// List implements Store. It walks objects/ in order, one shard at a time:
+// shards are named by the address's first two hex digits and os.ReadDir
+// returns names sorted, so lowercase hex names come out in address order.
+// Shards wholly before after are skipped without being read. Entries that
+// are not a blob filed under its own shard are ignored.
 func (d *DiskStore) List(after *[32]byte, limit int) ([][32]byte, error) {
 	if d.closed.Load() {
 		return nil, ErrClosed
@@ -33,40 +33,31 @@ func (d *DiskStore) List(after *[32]byte, limit int) ([][32]byte, error) {
 		from = hex.EncodeToString(after[:])
 	}
 	out := make([][32]byte, 0, min(limit, 1024))
-	outer, err := readShard(d.objDir)
+	shards, err := readShard(d.objDir)
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range outer {
+	for _, o := range shards {
 		if !isShardName(o) || from != "" && o < from[:2] {
 			continue
 		}
-		inner, err := readShard(filepath.Join(d.objDir, o))
-		if err != nil {
-			return nil, err
+		dir := filepath.Join(d.objDir, o)
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
 		}
-		for _, i := range inner {
-			if !isShardName(i) || from != "" && o+i < from[:4] {
+		for _, e := range ents {
+			n := e.Name()
+			if n <= from || len(n) != 64 || n[:2] != o || !e.Type().IsRegular() {
 				continue
 			}
-			dir := filepath.Join(d.objDir, o, i)
-			ents, err := os.ReadDir(dir)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("list %s: %w", dir, err)
+			var a [32]byte
+			if _, err := hex.Decode(a[:], []byte(n)); err != nil || hex.EncodeToString(a[:]) != n {
+				continue // not lowercase hex
 			}
-			for _, e := range ents {
-				n := e.Name()
-				if n <= from || len(n) != 64 || n[:4] != o+i || !e.Type().IsRegular() {
-					continue
-				}
-				var a [32]byte
-				if _, err := hex.Decode(a[:], []byte(n)); err != nil || hex.EncodeToString(a[:]) != n {
-					continue // not lowercase hex
-				}
-				out = append(out, a)
-				if len(out) == limit {
-					return out, nil
-				}
+			out = append(out, a)
+			if len(out) == limit {
+				return out, nil
 			}
 		}
 	}

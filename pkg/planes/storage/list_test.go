@@ -116,14 +116,18 @@ func TestDiskListIgnoresStrays(t *testing.T) {
 	defer d.Close()
 	all := fillStore(t, d, 5)
 	h := address.Format(all[0])[len(address.Prefix):]
-	misfiled := filepath.Join(dir, "objects", "00", "00", h) // wrong shard
+	misfiled := filepath.Join(dir, "objects", "00", h) // wrong shard
+	if h[:2] == "00" {
+		misfiled = filepath.Join(dir, "objects", "01", h)
+	}
 	strays := map[string][]byte{
-		misfiled: nil,
-		filepath.Join(dir, "objects", "zz", "00", "x"):                        nil,
-		filepath.Join(dir, "objects", h[0:2], h[2:4], "notes.txt"):            nil,
-		filepath.Join(dir, "objects", h[0:2], h[2:4], h[:63]+"A"):             nil,
-		filepath.Join(dir, "objects", h[0:2], h[2:4], h[:4]+"short"):          nil,
-		filepath.Join(dir, "objects", h[0:2], h[2:4], h[:60]+"dir0", "inner"): nil,
+		misfiled:                                 nil,
+		filepath.Join(dir, "objects", "zz", "x"): nil,
+		filepath.Join(dir, "objects", h[0:2], "notes.txt"):              nil,
+		filepath.Join(dir, "objects", h[0:2], h[:63]+"A"):               nil,
+		filepath.Join(dir, "objects", h[0:2], h[:4]+"short"):            nil,
+		filepath.Join(dir, "objects", h[0:2], h[:60]+"dir0", "inner"):   nil,
+		filepath.Join(dir, "objects", h[0:2], h[2:4], h[:4]+"x", "old"): nil,
 	}
 	for p := range strays {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

@@ -166,5 +166,5 @@ var eventually = testutil.Eventually
 
 func objectPath(dir, addr string) string {
 	h := strings.TrimPrefix(addr, address.Prefix)
-	return filepath.Join(dir, "objects", h[0:2], h[2:4], h)
+	return filepath.Join(dir, "objects", h[0:2], h)
 }
