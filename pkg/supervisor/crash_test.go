@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // A real Go panic, as the runtime prints it (go1.25, GOTRACEBACK=single).
@@ -65,7 +67,7 @@ func TestCrashDetector(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var d crashDetector
 			for _, l := range strings.Split(strings.TrimSuffix(tc.input, "\n"), "\n") {
-				d.feed(l)
+				feedText(&d, l)
 			}
 			if got := d.result(); !slices.Equal(got, tc.want) {
 				t.Errorf("block:\n%q\nwant:\n%q", got, tc.want)
@@ -78,10 +80,10 @@ func TestCrashDetector(t *testing.T) {
 // changes nothing.
 func TestCrashDetectorBounds(t *testing.T) {
 	var d crashDetector
-	d.feed("panic: " + strings.Repeat("x", 10*crashLineBytes))
-	d.feed("goroutine 1 [running]:")
+	feedText(&d, "panic: "+strings.Repeat("x", 10*crashLineBytes))
+	feedText(&d, "goroutine 1 [running]:")
 	for i := 0; i < 10*crashBlockLines; i++ {
-		d.feed(fmt.Sprintf("main.f%d()", i))
+		feedText(&d, fmt.Sprintf("main.f%d()", i))
 	}
 	got := d.result()
 	if len(got) != crashBlockLines {
@@ -164,4 +166,9 @@ func crashChild(mode string) int {
 		}
 	}()
 	panic("fake child gives up")
+}
+
+// feedText feeds one line as the pipe reader does.
+func feedText(d *crashDetector, line string) {
+	d.feedLines([]logging.Line{{Text: []byte(line)}})
 }
