@@ -130,6 +130,9 @@ RUNSV_FLAG=()
 if wanted restart; then
 	ensure runsv runit runsvdir || { skip "runsv comparison: runit could not be installed"; RUNSV_FLAG=(-no-runsv); }
 fi
+if wanted loglines; then # the svlogd comparison skips itself without runit
+	ensure svlogd runit runsvdir || skip "svlogd comparison: runit could not be installed"
+fi
 REDIS_FLAG=()
 if wanted mailbox; then
 	ensure redis-server redis-server redis-server || { skip "Redis comparison: redis-server could not be installed"; REDIS_FLAG=(-redis ""); }
@@ -163,7 +166,7 @@ if [ "$QUICK" = 1 ]; then
 	bench exit503 90
 	bench coldstart 90
 	bench idle 60 -idle 10s
-	bench loglines 60
+	bench loglines 90 # macronode, then runit's svlogd on the same flood
 	bench storage 200
 	bench mailbox 120 "${REDIS_FLAG[@]}"
 else
@@ -171,7 +174,7 @@ else
 	bench exit503 150
 	bench coldstart 150
 	bench idle 120 -idle 60s
-	bench loglines 120
+	bench loglines 180 # macronode, then runit's svlogd on the same flood
 	bench storage 420
 	bench mailbox 300 "${REDIS_FLAG[@]}"
 fi
