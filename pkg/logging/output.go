@@ -26,12 +26,13 @@ type Output struct {
 	json    bool
 	journal bool
 
-	mu    sync.Mutex // one write to w at a time
-	queue chan *batch
-	quit  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-	pool  sync.Pool // *batch
+	mu     sync.Mutex // one write to w at a time
+	queue  chan *batch
+	closed sync.RWMutex // Child.Write holds it shared: Close waits out queueing ones
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	pool   sync.Pool // *batch
 }
 
 const (
@@ -130,7 +131,11 @@ func (o *Output) LevelWrite(level hclog.Level, p []byte) (int, error) {
 // Close writes what is queued and stops the writer. Lines given to a
 // Child after Close are dropped.
 func (o *Output) Close() error {
-	o.once.Do(func() { close(o.quit) })
+	o.once.Do(func() {
+		o.closed.Lock()
+		close(o.quit)
+		o.closed.Unlock()
+	})
 	<-o.done
 	return nil
 }
@@ -256,6 +261,8 @@ func (c *Child) Write(t time.Time, stream string, lines []Line) {
 	if len(lines) == 0 {
 		return
 	}
+	c.o.closed.RLock()
+	defer c.o.closed.RUnlock()
 	select {
 	case <-c.o.quit:
 		c.drop(len(lines))

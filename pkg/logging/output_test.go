@@ -235,3 +235,35 @@ func TestWriteErrorCountsDrops(t *testing.T) {
 	}
 	out.Logger("macronode", hclog.Info).Info("no panic on a failing output")
 }
+
+// Writes racing Close: every line is written or counted, none lost.
+func TestCloseLosesNothing(t *testing.T) {
+	var w testutil.SyncBuffer
+	out, err := NewOutput(&w, "json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	dropped := 0
+	c := out.Child("x", func(n int) { mu.Lock(); dropped += n; mu.Unlock() })
+	const writers, each = 4, 500
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				c.Write(at, "stdout", []Line{{Text: []byte("a")}})
+			}
+		}()
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if written := strings.Count(w.String(), "\n"); written+dropped != writers*each {
+		t.Errorf("written %d + dropped %d != %d", written, dropped, writers*each)
+	}
+}
