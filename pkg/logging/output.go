@@ -118,7 +118,7 @@ func (o *Output) LevelWrite(level hclog.Level, p []byte) (int, error) {
 	defer o.mu.Unlock()
 	var err error
 	if o.journal {
-		_, err = o.w.Write(append(priority(nil, level), p...))
+		_, err = o.w.Write(journalRecord(level, p))
 	} else {
 		_, err = o.w.Write(p)
 	}
@@ -126,6 +126,22 @@ func (o *Output) LevelWrite(level hclog.Level, p []byte) (int, error) {
 		return 0, fmt.Errorf("write log: %w", err)
 	}
 	return len(p), nil
+}
+
+// journalRecord prefixes every line of record p (hclog's text format
+// puts a multi-line value on lines of its own) with level's priority.
+func journalRecord(level hclog.Level, p []byte) []byte {
+	prefix := priority(nil, level)
+	out := make([]byte, 0, len(p)+len(prefix))
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n') + 1
+		if i == 0 {
+			i = len(p)
+		}
+		out = append(append(out, prefix...), p[:i]...)
+		p = p[i:]
+	}
+	return out
 }
 
 // Close writes what is queued and stops the writer. Lines given to a

@@ -113,7 +113,7 @@ func TestJournalPriorities(t *testing.T) {
 	if !out.Journal() || !out.JSON() {
 		t.Fatalf("journal %v json %v", out.Journal(), out.JSON())
 	}
-	log.Warn("disk almost full", "free", "1%")
+	log.Warn("disk almost full", "free", "1%", "detail", "two\nlines") // JSON: one line
 	log.Error("boom")
 	log.Info("hi")
 	log.Debug("dbg")
@@ -138,6 +138,33 @@ func TestJournalPriorities(t *testing.T) {
 	}
 	if !strings.Contains(lines[0], `"@message":"disk almost full"`) || !strings.Contains(lines[5], `"@service":"storage"`) {
 		t.Errorf("lines: %q", lines)
+	}
+}
+
+// In text, hclog puts a multi-line value on lines of its own: each gets
+// the record's priority, since the journal takes every line as an entry.
+func TestJournalMultiLineRecord(t *testing.T) {
+	f, stream := journalFile(t)
+	log, out, err := NewParent("info", "text", f, []string{"JOURNAL_STREAM=" + stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Error("child crashed", "stack", "goroutine 1 [running]:\nmain.main()")
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("want a multi-line record, got %q", b)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "<3>") {
+			t.Errorf("line %q has no <3>", l)
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/macronode/macronode/pkg/logging"
@@ -77,5 +76,3 @@ func BenchmarkChildLogPath(b *testing.B) {
 		})
 	}
 }
-
-var _ prometheus.Collector = (*metrics)(nil)
