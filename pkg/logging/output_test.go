@@ -119,17 +119,10 @@ func TestJournalPriorities(t *testing.T) {
 	log.Debug("dbg")
 	log.Trace("trc")
 	out.Child("storage", nil).Write(at, "stderr", []Line{{Text: []byte(`{"@level":"warn","@message":"child warning"}`)}})
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines := closeAndRead(t, out, f)
 	want := []string{"<4>", "<3>", "<6>", "<7>", "<7>", "<4>"}
 	if len(lines) != len(want) {
-		t.Fatalf("got %d lines: %q", len(lines), b)
+		t.Fatalf("got %d lines: %q", len(lines), lines)
 	}
 	for i, l := range lines {
 		if !strings.HasPrefix(l, want[i]+"{") {
@@ -141,6 +134,19 @@ func TestJournalPriorities(t *testing.T) {
 	}
 }
 
+// closeAndRead closes out and returns the lines written to f.
+func closeAndRead(t *testing.T, out *Output, f *os.File) []string {
+	t.Helper()
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
 // In text, hclog puts a multi-line value on lines of its own: each gets
 // the record's priority, since the journal takes every line as an entry.
 func TestJournalMultiLineRecord(t *testing.T) {
@@ -150,16 +156,9 @@ func TestJournalMultiLineRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Error("child crashed", "stack", "goroutine 1 [running]:\nmain.main()")
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines := closeAndRead(t, out, f)
 	if len(lines) < 2 {
-		t.Fatalf("want a multi-line record, got %q", b)
+		t.Fatalf("want a multi-line record, got %q", lines)
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "<3>") {
