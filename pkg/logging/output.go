@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,7 +18,8 @@ import (
 // writer goroutine that writes everything queued so far in one write; a
 // full queue drops the batch (counted by the child's onDrop), so a reader
 // never waits for the output. The parent's own records are written at once,
-// in order with the batches.
+// in order with the batches. What is queued is bounded in batches and in
+// bytes.
 //
 // Under journald (JOURNAL_STREAM naming the output, see JournalStream) every
 // line starts with its syslog priority, "<3>" error ... "<7>" debug.
@@ -28,6 +30,7 @@ type Output struct {
 
 	mu     sync.Mutex // one write to w at a time
 	queue  chan *batch
+	queued atomic.Int64 // bytes of the batches queued or being written
 	closed sync.RWMutex // Child.Write holds it shared: Close waits out queueing ones
 	quit   chan struct{}
 	done   chan struct{}
@@ -36,8 +39,11 @@ type Output struct {
 }
 
 const (
-	// outputQueueLen bounds the batches (pipe reads) waiting for the writer.
+	// outputQueueLen bounds the batches (pipe reads) waiting for the writer,
 	outputQueueLen = 64
+	// and outputQueueBytes their bytes: a pipe read of short lines grows
+	// several times when each is wrapped in JSON.
+	outputQueueBytes = 4 << 20
 	// writeChunk is about the most the writer gathers into one write.
 	writeChunk = 256 << 10
 )
@@ -217,6 +223,7 @@ func (o *Output) flush(out []byte, held []*batch) ([]byte, []*batch) {
 			if err != nil && b.child.onDrop != nil {
 				b.child.onDrop(b.lines)
 			}
+			o.queued.Add(-int64(len(b.buf)))
 			o.release(b)
 		}
 	}
@@ -271,8 +278,8 @@ type Child struct {
 }
 
 // Write formats lines, read from stream at t, and queues them as one batch.
-// It never blocks: when the writer is behind by outputQueueLen batches, or
-// closed, the lines are dropped and counted.
+// It never blocks: when the writer is behind by outputQueueLen batches or
+// outputQueueBytes, or closed, the lines are dropped and counted.
 func (c *Child) Write(t time.Time, stream string, lines []Line) {
 	if len(lines) == 0 {
 		return
@@ -298,12 +305,17 @@ func (c *Child) Write(t time.Time, stream string, lines []Line) {
 		}
 	}
 	b.lines, b.child = len(lines), c
-	select {
-	case c.o.queue <- b:
-	default:
-		c.o.release(b)
-		c.drop(len(lines))
+	size := int64(len(b.buf))
+	if c.o.queued.Add(size) <= outputQueueBytes {
+		select {
+		case c.o.queue <- b:
+			return
+		default:
+		}
 	}
+	c.o.queued.Add(-size)
+	c.o.release(b)
+	c.drop(len(lines))
 }
 
 func (c *Child) drop(n int) {

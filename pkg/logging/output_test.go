@@ -234,6 +234,41 @@ func TestChildWriteNeverBlocks(t *testing.T) {
 	}
 }
 
+// Big batches are bounded by bytes, not only by count: with the writer
+// stuck, at most outputQueueBytes wait (plus what the writer holds).
+func TestQueueBoundedInBytes(t *testing.T) {
+	w := &stallWriter{release: make(chan struct{})}
+	defer w.open()
+	out, err := NewOutput(w, "text", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	dropped := 0
+	c := out.Child("big", func(n int) { mu.Lock(); dropped += n; mu.Unlock() })
+	line := []Line{{Text: bytes.Repeat([]byte("x"), 512<<10)}}
+	const total = 40 // far fewer than outputQueueLen: only the byte bound can drop
+	for range total {
+		c.Write(at, "stdout", line)
+	}
+	mu.Lock()
+	kept := total - dropped
+	mu.Unlock()
+	if most := outputQueueBytes/len(line[0].Text) + 2; kept > most {
+		t.Errorf("%d batches of 512 KiB held, want at most %d", kept, most)
+	}
+	w.open()
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if written := strings.Count(w.out.String(), "\n"); written != kept {
+		t.Errorf("written %d, kept %d", written, kept)
+	}
+	if q := out.queued.Load(); q != 0 {
+		t.Errorf("%d bytes still counted as queued after Close", q)
+	}
+}
+
 // failWriter fails every write.
 type failWriter struct{}
 

@@ -79,16 +79,17 @@ func TestGrandchildOutsideGroupDoesNotHangWait(t *testing.T) {
 	_ = syscall.Kill(gpid2, syscall.SIGKILL)
 }
 
-// blockingWriter stalls writes of flood lines until released: a log sink
-// that fell far behind.
+// blockingWriter stalls writes of flood lines (block: of any line) until
+// released: a log sink that fell far behind.
 type blockingWriter struct {
 	release chan struct{}
 	once    sync.Once
+	block   bool
 	out     syncBuffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte("flood line")) {
+	if w.block || bytes.Contains(p, []byte("flood line")) {
 		<-w.release
 	}
 	return w.out.Write(p)
