@@ -154,7 +154,11 @@ func renderText(dst []byte, service string, line []byte) ([]byte, bool) {
 	tag := "[" + strings.ToUpper(levelOf([]byte(lvl)).String()) + "]"
 	dst = append(dst, fmt.Sprintf("%-8s", tag)...)
 	dst = append(append(dst, service...), ": "...)
-	dst = append(dst, msg...)
+	if strings.ContainsAny(msg, "\r\n") { // one record, one line
+		dst = appendJSONString(dst, []byte(msg))
+	} else {
+		dst = append(dst, msg...)
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		if !metaKeys[k] {
@@ -169,7 +173,7 @@ func renderText(dst []byte, service string, line []byte) ([]byte, bool) {
 		dst = append(append(append(dst, ' '), k...), '=')
 		switch v := m[k].(type) {
 		case string:
-			if strings.ContainsAny(v, " \t\"=") || v == "" {
+			if strings.ContainsAny(v, " \t\r\n\"=") || v == "" {
 				dst = appendJSONString(dst, []byte(v))
 			} else {
 				dst = append(dst, v...)

@@ -53,6 +53,8 @@ func TestChildLineFormat(t *testing.T) {
 		{"journal crash", "text", true, Line{Text: []byte("goroutine 1 [running]:"), Crash: true}, "<3>storage | goroutine 1 [running]:\n"},
 		{"text renders an object", "text", false, Line{Text: []byte(hcl)},
 			"2026-12-01T05:42:49.000000Z [WARN]  storage: disk slow: ms=12 path=\"/a b\"\n"},
+		{"text keeps a record on one line", "text", false, Line{Text: []byte(`{"@level":"info","@message":"a\nb","k":"c\nd"}`)},
+			"[INFO]  storage: \"a\\nb\": k=\"c\\nd\"\n"},
 		{"text object without fields", "text", false, Line{Text: []byte(`{"level":"error","msg":"down"}`)}, "[ERROR] storage: down\n"},
 		{"text plain line prefixed", "text", false, Line{Text: []byte("\tmain.go:12 +0x1d")}, "storage | \tmain.go:12 +0x1d\n"},
 		{"text broken object prefixed", "text", false, Line{Text: []byte(`{"a":}`)}, "storage | {\"a\":}\n"},
