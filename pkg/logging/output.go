@@ -13,9 +13,10 @@ import (
 )
 
 // Output is the parent's log destination, shared by its own hclog logger
-// (Logger) and the lines of its children (Child). Child lines are formatted
-// by the goroutine that read them and queued, a batch per pipe read, to one
-// writer goroutine that writes everything queued so far in one write; a
+// (Logger) and the lines of its children (Child). Child lines are queued, a
+// batch per pipe read, to one writer goroutine that writes everything
+// queued so far in one write (JSON output is formatted by the goroutine
+// that read the lines, text output rendered by the writer); a
 // full queue drops the batch (counted by the child's onDrop), so a reader
 // never waits for the output. The parent's own records are written at once,
 // in order with the batches. What is queued is bounded in batches and in
