@@ -126,6 +126,8 @@ type nodeOpts struct {
 	// addrsInConfig keeps the plane addresses out of the environment: the
 	// test's config names them, so a reload of a rewritten file can change them.
 	addrsInConfig bool
+	// stderr, if not nil, receives the parent's stderr instead of n.stderr.
+	stderr *os.File
 }
 
 // loopbackP2P is RON_OVERLAY_P2P_ADDR and RON_DHT_P2P_ADDR of every test
@@ -214,6 +216,9 @@ func startNode(t testing.TB, opts nodeOpts) *node {
 	cmd.Dir = n.dataDir
 	cmd.Stdout = n.stdout
 	cmd.Stderr = n.stderr
+	if opts.stderr != nil {
+		cmd.Stderr = opts.stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {

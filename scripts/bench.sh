@@ -139,6 +139,9 @@ if wanted gateway; then
 	ensure wrk wrk || skip "gateway rows: wrk could not be installed"
 	ensure nginx nginx-light nginx || skip "gateway nginx row: nginx-light could not be installed"
 fi
+if wanted loglines; then # the svlogd comparison skips itself without runit
+	ensure svlogd runit runsvdir || skip "svlogd comparison: runit could not be installed"
+fi
 REDIS_FLAG=()
 if wanted mailbox; then
 	ensure redis-server redis-server redis-server || { skip "Redis comparison: redis-server could not be installed"; REDIS_FLAG=(-redis ""); }
@@ -173,7 +176,7 @@ if [ "$QUICK" = 1 ]; then
 	bench exit503 90
 	bench coldstart 90
 	bench idle 60 -idle 10s
-	bench loglines 60
+	bench loglines 90 # macronode, then runit's svlogd on the same flood
 	bench storage 200
 	bench smallput 90
 	bench gateway 120
@@ -184,7 +187,7 @@ else
 	bench exit503 150
 	bench coldstart 150
 	bench idle 120 -idle 60s
-	bench loglines 120
+	bench loglines 180 # macronode, then runit's svlogd on the same flood
 	bench storage 420
 	bench smallput 150
 	bench gateway 200

@@ -35,10 +35,11 @@ func runCommand(env Env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			logger, err := logging.New(cfg.LogLevel, cfg.LogFormat, env.Stderr)
+			logger, logOut, err := logging.NewParent(cfg.LogLevel, cfg.LogFormat, env.Stderr, env.environ())
 			if err != nil {
 				return configErr(fmt.Errorf("logger: %w", err))
 			}
+			defer func() { _ = logOut.Close() }()
 			reload := func() (*config.Config, error) {
 				next, warns, err := config.Resolve(config.LoadOptions{File: file, Environ: env.environ(), Flags: flags})
 				for _, w := range warns {
@@ -50,7 +51,7 @@ func runCommand(env Env) *ucli.Command {
 			if runNode == nil {
 				runNode = node.Run
 			}
-			err = runNode(c.Context, node.Options{Config: cfg, Reload: reload, Logger: logger})
+			err = runNode(c.Context, node.Options{Config: cfg, Reload: reload, Logger: logger, LogOutput: logOut})
 			if err != nil {
 				logger.Error("node stopped", "error", err)
 				return silent(ExitFailure)

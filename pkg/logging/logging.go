@@ -71,3 +71,24 @@ func IsTerminal(w io.Writer) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
+
+// NewParent returns the parent's Output on w (NewOutput, with
+// JOURNAL_STREAM taken from environ, KEY=VALUE pairs) and its root logger,
+// named Name, writing through it. The caller closes the Output last.
+func NewParent(level, format string, w io.Writer, environ []string) (hclog.Logger, *Output, error) {
+	lvl, err := ParseLevel(level)
+	if err != nil {
+		return nil, nil, err
+	}
+	var journal string
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "JOURNAL_STREAM="); ok {
+			journal = v
+		}
+	}
+	out, err := NewOutput(w, format, journal)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out.Logger(Name, lvl), out, nil
+}

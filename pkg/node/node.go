@@ -34,6 +34,7 @@ import (
 	"github.com/macronode/macronode/pkg/admin"
 	"github.com/macronode/macronode/pkg/config"
 	"github.com/macronode/macronode/pkg/identity"
+	"github.com/macronode/macronode/pkg/logging"
 	"github.com/macronode/macronode/pkg/sdnotify"
 	"github.com/macronode/macronode/pkg/supervisor"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Logger is the root logger; reload changes its level.
 	Logger hclog.Logger
+	// LogOutput, if not nil, is where the children's lines are passed on
+	// (the Output Logger writes through).
+	LogOutput *logging.Output
 	// Signals delivers SIGTERM, SIGINT and SIGHUP; nil means the process's
 	// own (signal.Notify from the start of Run to its end).
 	Signals <-chan os.Signal
@@ -138,6 +142,8 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:   log.Named("supervisor"),
 		Specs:    specs,
 		OnChange: n.changed,
+
+		LogOutput: opts.LogOutput,
 		// shutdown_timeout is the whole drain's budget (SPEC §6).
 		StopBudget: cfg.ShutdownTimeout.D(),
 		Events:     bus,

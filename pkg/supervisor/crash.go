@@ -2,7 +2,10 @@ package supervisor
 
 import (
 	"regexp"
+	"strings"
 	"sync"
+
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // Crash forensics (SPEC §6): a child's dying words are kept apart from the
@@ -63,61 +66,87 @@ type crashDetector struct {
 	preamble int // lines since the Go header, in phasePreamble
 }
 
-// feed looks at the next line of the stream.
-func (d *crashDetector) feed(line string) {
+// headerFirstBytes are the first bytes of every crash header above: a
+// line starting otherwise (a JSON log line, '{') is no header, with no
+// regexp run.
+const headerFirstBytes = "pfStTE="
+
+// feedLines looks at the next lines of the stream, under one lock, and
+// marks those that belong to a crash block.
+func (d *crashDetector) feedLines(lines []logging.Line) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for i := range lines {
+		if d.phase == phaseDone {
+			return
+		}
+		lines[i].Crash = d.feed(lines[i].Text)
+	}
+}
+
+// feed looks at the next line of the stream and reports whether it is part
+// of a crash block; d.mu is held.
+func (d *crashDetector) feed(line []byte) bool {
 	switch d.phase {
 	case phaseDone:
-		return
+		return false
 	case phaseIdle:
-		d.start(line)
-		return
+		return d.start(line)
 	case phasePreamble:
-		if goHeader.MatchString(line) || otherHeader.MatchString(line) {
+		if isHeader(line) {
 			// A new header before any goroutine line: the earlier one was
 			// not followed by a dump, the latest one starts over. (A
 			// "panic: x [recovered]" chain indents its later "panic:" lines.)
-			d.start(line)
-			return
+			return d.start(line)
 		}
 		d.preamble++
 		if d.preamble > crashPreambleLines {
 			d.reset()
-			d.start(line)
-			return
+			return d.start(line)
 		}
-		if goroutineLine.MatchString(line) {
+		if goroutineLine.Match(line) {
 			d.phase = phaseStack
 		}
 	case phaseStack, phaseOther:
-		if line == "" {
+		if len(line) == 0 {
 			d.phase = phaseDone
-			return
+			return false
 		}
 	}
 	d.add(line)
+	return true
+}
+
+func isHeader(line []byte) bool {
+	return len(line) > 0 && strings.IndexByte(headerFirstBytes, line[0]) >= 0 &&
+		(goHeader.Match(line) || otherHeader.Match(line))
 }
 
 // start opens a block if line is a crash header.
-func (d *crashDetector) start(line string) {
+// It reports whether it did.
+func (d *crashDetector) start(line []byte) bool {
+	if len(line) == 0 || strings.IndexByte(headerFirstBytes, line[0]) < 0 {
+		return false
+	}
 	switch {
-	case goHeader.MatchString(line):
+	case goHeader.Match(line):
 		d.phase, d.preamble = phasePreamble, 0
-	case otherHeader.MatchString(line):
+	case otherHeader.Match(line):
 		d.phase = phaseOther
 	default:
-		return
+		return false
 	}
 	d.block = d.block[:0]
 	d.add(line)
+	return true
 }
 
-func (d *crashDetector) add(line string) {
+func (d *crashDetector) add(line []byte) {
+	text := string(line)
 	if len(line) > crashLineBytes {
-		line = string(trimToRune([]byte(line[:crashLineBytes]))) + truncatedMark
+		text = string(trimToRune(line[:crashLineBytes])) + truncatedMark
 	}
-	d.block = append(d.block, line)
+	d.block = append(d.block, text)
 	if len(d.block) >= crashBlockLines {
 		d.phase = phaseDone
 	}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // A real Go panic, as the runtime prints it (go1.25, GOTRACEBACK=single).
@@ -65,7 +68,7 @@ func TestCrashDetector(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var d crashDetector
 			for _, l := range strings.Split(strings.TrimSuffix(tc.input, "\n"), "\n") {
-				d.feed(l)
+				feedText(&d, l)
 			}
 			if got := d.result(); !slices.Equal(got, tc.want) {
 				t.Errorf("block:\n%q\nwant:\n%q", got, tc.want)
@@ -78,10 +81,10 @@ func TestCrashDetector(t *testing.T) {
 // changes nothing.
 func TestCrashDetectorBounds(t *testing.T) {
 	var d crashDetector
-	d.feed("panic: " + strings.Repeat("x", 10*crashLineBytes))
-	d.feed("goroutine 1 [running]:")
+	feedText(&d, "panic: "+strings.Repeat("x", 10*crashLineBytes))
+	feedText(&d, "goroutine 1 [running]:")
 	for i := 0; i < 10*crashBlockLines; i++ {
-		d.feed(fmt.Sprintf("main.f%d()", i))
+		feedText(&d, fmt.Sprintf("main.f%d()", i))
 	}
 	got := d.result()
 	if len(got) != crashBlockLines {
@@ -100,19 +103,43 @@ func TestCrashDetectorBounds(t *testing.T) {
 // panicking goroutine's stack, though the ring holds only 100 lines.
 func TestExitKeepsCrashBlock(t *testing.T) {
 	tests := []struct {
-		mode string
-		want []string // lines the block must contain
+		mode    string
+		stalled bool     // the parent's output is stuck: lines are dropped from it
+		want    []string // lines the block must contain
 	}{
-		{"panic-after-lines", []string{"panic: fake child gives up", "goroutine 1 [running]:", "crashChild"}},
-		{"dump-then-flood", []string{"panic: written by hand", "goroutine 1 [running]:", "main.handwritten()"}},
+		{"panic-after-lines", false, []string{"panic: fake child gives up", "goroutine 1 [running]:", "crashChild"}},
+		{"dump-then-flood", false, []string{"panic: written by hand", "goroutine 1 [running]:", "main.handwritten()"}},
+		// 100,000 lines before the dump (13 MB once wrapped in JSON): the
+		// stuck output's queue is full by then, so the dump itself is
+		// dropped from the output.
+		{"dump-then-flood", true, []string{"panic: written by hand", "goroutine 1 [running]:", "main.handwritten()"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s stalled=%v", tc.mode, tc.stalled), func(t *testing.T) {
+			var out *logging.Output
+			if tc.stalled {
+				w := &blockingWriter{release: make(chan struct{})}
+				var err error
+				if out, err = logging.NewOutput(w, "json", ""); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = out.Close() }) // after the harness stops Run
+				w.block = true
+				t.Cleanup(w.open) // before it
+			}
 			// GOTRACEBACK=all: the other goroutines' stacks follow the
 			// panicking one's and fill the last lines.
 			spec := fakeSpec(t, "crasher", tc.mode, "GOTRACEBACK=all")
+			if tc.stalled {
+				spec.Env = append(spec.Env, "MN_FAKE_PRELINES=100000")
+			}
 			spec.Policy.Initial, spec.Policy.Max = time.Hour, time.Hour // one exit is enough
-			h := startHarness(t, []Spec{spec}, func(o *Options) { o.LogLines = 100 })
+			h := startHarness(t, []Spec{spec}, func(o *Options) {
+				o.LogLines = 100
+				if out != nil {
+					o.LogOutput = out
+				}
+			})
 			var exit Exit
 			eventually(t, 20*time.Second, "an exit record", func() bool {
 				st := h.status("crasher")
@@ -131,6 +158,9 @@ func TestExitKeepsCrashBlock(t *testing.T) {
 			if len(exit.CrashBlock) > crashBlockLines {
 				t.Errorf("crash block has %d lines", len(exit.CrashBlock))
 			}
+			if dropped := counter(t, h.s.Collector(), "macronode_child_log_dropped_total", map[string]string{"service": "crasher"}); tc.stalled && dropped == 0 {
+				t.Error("no line was dropped: the test does not prove the block survives drops")
+			}
 			if strings.Contains(strings.Join(exit.LastLines, "\n"), "goroutine 1 [running]:") {
 				t.Errorf("last lines still hold the stack; the test does not prove the block survives the ring: %q", exit.LastLines)
 			}
@@ -138,14 +168,19 @@ func TestExitKeepsCrashBlock(t *testing.T) {
 	}
 }
 
-// crashChild prints 500 lines on stderr and then crashes:
+// crashChild prints 500 lines ($MN_FAKE_PRELINES) on stderr and then
+// crashes:
 //
 //	panic-after-lines  a real Go panic, while a goroutine floods stdout
 //	                   and 20 more sleep (their stacks follow the panic)
 //	dump-then-flood    a hand-written panic dump, then 5,000 more lines on
 //	                   the same stream (more than the ring holds), exit 2
 func crashChild(mode string) int {
-	for i := 0; i < 500; i++ {
+	pre, err := strconv.Atoi(os.Getenv("MN_FAKE_PRELINES"))
+	if err != nil {
+		pre = 500
+	}
+	for i := 0; i < pre; i++ {
 		fmt.Fprintf(os.Stderr, "line %d before the crash\n", i)
 	}
 	if mode == "dump-then-flood" {
@@ -164,4 +199,9 @@ func crashChild(mode string) int {
 		}
 	}()
 	panic("fake child gives up")
+}
+
+// feedText feeds one line as the pipe reader does.
+func feedText(d *crashDetector, line string) {
+	d.feedLines([]logging.Line{{Text: []byte(line)}})
 }

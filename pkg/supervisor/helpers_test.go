@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/macronode/macronode/internal/testutil"
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // syncBuffer is a concurrency-safe log sink the tests can search.
@@ -79,6 +80,7 @@ type harness struct {
 	s      *Supervisor
 	dir    string
 	logs   *syncBuffer
+	out    *logging.Output
 	cancel context.CancelFunc
 	runErr chan error
 	once   sync.Once
@@ -108,19 +110,24 @@ func startHarnessWith(tb testing.TB, specs []Spec, mod func(*Options), setup fun
 		tb.Fatal(err)
 	}
 	h := &harness{tb: tb, dir: dir, logs: &syncBuffer{}, runErr: make(chan error, 1), changed: make(chan struct{}, 1)}
+	out, err := logging.NewOutput(h.logs, "json", "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.out = out
 	opts := Options{
-		RunDir: filepath.Join(dir, "run"),
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: "macronode", Output: h.logs, Level: hclog.Debug, JSONFormat: true,
-		}),
-		Specs:    specs,
-		OnChange: h.onChange,
+		RunDir:    filepath.Join(dir, "run"),
+		Logger:    out.Logger("macronode", hclog.Debug),
+		LogOutput: out,
+		Specs:     specs,
+		OnChange:  h.onChange,
 	}
 	if mod != nil {
 		mod(&opts)
 	}
 	s, err := New(opts)
 	if err != nil {
+		_ = out.Close()
 		_ = os.RemoveAll(dir)
 		tb.Fatalf("New: %v", err)
 	}
@@ -175,6 +182,7 @@ func (h *harness) stop() {
 		case <-time.After(60 * time.Second):
 			h.tb.Fatalf("Run did not return; logs:\n%s", h.logs.String())
 		}
+		_ = h.out.Close()
 		h.mu.Lock()
 		pids := append([]int(nil), h.pids...)
 		h.mu.Unlock()

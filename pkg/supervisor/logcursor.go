@@ -37,11 +37,7 @@ func newEpoch() string { return fmt.Sprintf("%08x", rand.Uint32()) }
 
 // oldestLocked is the Seq of the oldest line held (total+1 when empty).
 func (r *ring) oldestLocked() uint64 {
-	held := uint64(r.next)
-	if r.full {
-		held = uint64(len(r.lines))
-	}
-	return r.total + 1 - held
+	return r.total + 1 - uint64(r.count)
 }
 
 // tail returns the ring's epoch and the cursor of its newest n lines
@@ -80,9 +76,10 @@ func (r *ring) since(epoch string, from uint64, limit int) LogBatch {
 	}
 	if n > 0 {
 		b.Lines = make([]LogLine, n)
-		size := uint64(len(r.lines))
+		size := uint64(len(r.slots))
 		for i := range n {
-			b.Lines[i] = r.lines[(from+i-1)%size] // the line of Seq s sits in slot (s-1) mod size
+			seq := from + i
+			b.Lines[i] = r.lineAt(int((seq-1)%size), seq) // the line of Seq s sits in slot (s-1) mod size
 		}
 	} else {
 		if r.wake == nil {

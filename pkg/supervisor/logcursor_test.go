@@ -122,8 +122,7 @@ func TestRingWake(t *testing.T) {
 // either read or counted as missed.
 func TestFollowerNeverBlocksReader(t *testing.T) {
 	const size, total = 64, 50000
-	sink := &logSink{ring: newRing(size), queue: make(chan LogLine, 1),
-		stdout: nopCounter(), stderr: nopCounter(), dropped: nopCounter()}
+	sink := &logSink{ring: newRing(size), stdout: nopCounter(), stderr: nopCounter(), dropped: nopCounter()}
 	stalled := sink.ring.since("", 1, 0) // takes the wake channel, then never reads it
 	if stalled.Wait == nil {
 		t.Fatal("no Wait channel on an empty ring")

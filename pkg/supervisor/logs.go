@@ -1,18 +1,14 @@
 package supervisor
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
-	"errors"
 	"io"
-	"sort"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 const (
@@ -20,207 +16,112 @@ const (
 	maxLineBytes = 16 << 10
 	// truncatedMark ends a line that was cut at maxLineBytes.
 	truncatedMark = "…[truncated]"
-	// logQueueLen bounds the lines waiting for a (possibly slow) logger sink.
-	logQueueLen = 1024
+	// readBufBytes is the pipe reader's buffer: a whole pipe's worth (64
+	// KiB on Linux) a read, with maxLineBytes of it left for a partial line.
+	readBufBytes = 64<<10 + maxLineBytes
 	// exitLastLines is how many lines an Exit record keeps.
 	exitLastLines = 20
 )
 
-// ring is a fixed-size buffer of the most recent lines; insert is O(1) under
-// a short mutex. Each line gets the next sequence number (from 1), so
-// followers can hold a cursor into it (logcursor.go).
-type ring struct {
-	mu    sync.Mutex
-	lines []LogLine
-	next  int // index of the slot the next line goes to
-	full  bool
-	epoch string        // random per ring: a cursor from another parent run is told apart
-	total uint64        // lines ever added: the Seq of the newest line
-	wake  chan struct{} // closed by the next add; made only when a follower waits
-}
-
-func newRing(n int) *ring { return &ring{lines: make([]LogLine, n), epoch: newEpoch()} }
-
-func (r *ring) add(l LogLine) {
-	r.mu.Lock()
-	r.total++
-	l.Seq = r.total
-	r.lines[r.next] = l
-	r.next++
-	if r.next == len(r.lines) {
-		r.next = 0
-		r.full = true
-	}
-	if r.wake != nil {
-		close(r.wake)
-		r.wake = nil
-	}
-	r.mu.Unlock()
-}
-
-// last returns copies of the newest n lines, oldest first (n <= 0: all).
-func (r *ring) last(n int) []LogLine {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	size := r.next
-	if r.full {
-		size = len(r.lines)
-	}
-	if n <= 0 || n > size {
-		n = size
-	}
-	out := make([]LogLine, 0, n)
-	start := r.next - n
-	if start < 0 {
-		start += len(r.lines)
-	}
-	for i := 0; i < n; i++ {
-		out = append(out, r.lines[(start+i)%len(r.lines)])
-	}
-	return out
-}
-
-// logSink is one service's log destination: ring buffer, counters, and a
-// bounded queue drained by one goroutine into the service's sub-logger.
+// logSink is one service's log destination: ring buffer, counters, and the
+// parent's output (nil: the ring only).
 type logSink struct {
 	ring    *ring
-	queue   chan LogLine
-	log     hclog.Logger
+	out     *logging.Child
 	stdout  prometheus.Counter
 	stderr  prometheus.Counter
 	dropped prometheus.Counter
 }
 
-// put records one line. It never blocks: when the logger queue is full the
-// line is dropped from the logger (not from the ring) and counted.
-func (s *logSink) put(l LogLine) {
-	s.ring.add(l)
-	if l.Stream == "stderr" {
-		s.stderr.Inc()
+// newLogSink builds the sink of service name, with its metrics, writing
+// to out if not nil.
+func newLogSink(name string, lines int, out *logging.Output, m *metrics) *logSink {
+	s := &logSink{
+		ring:    newRing(lines),
+		stdout:  m.lines.WithLabelValues(name, "stdout"),
+		stderr:  m.lines.WithLabelValues(name, "stderr"),
+		dropped: m.dropped.WithLabelValues(name),
+	}
+	if out != nil {
+		s.out = out.Child(name, func(n int) { s.dropped.Add(float64(n)) })
+	}
+	return s
+}
+
+// put records the lines of one read of stream at t: the crash detector
+// (if not nil) marks and keeps a crash block first, then the ring stores
+// them and the output queues them. It never blocks: lines the output cannot
+// take are dropped from it (not from the ring) and counted.
+func (s *logSink) put(t time.Time, stream string, lines []logging.Line, crash *crashDetector) {
+	if crash != nil {
+		crash.feedLines(lines)
+	}
+	s.ring.addBatch(t, stream, lines)
+	if stream == "stderr" {
+		s.stderr.Add(float64(len(lines)))
 	} else {
-		s.stdout.Inc()
+		s.stdout.Add(float64(len(lines)))
 	}
-	select {
-	case s.queue <- l:
-	default:
-		s.dropped.Inc()
+	if s.out != nil {
+		s.out.Write(t, stream, lines)
 	}
 }
 
-// pump re-logs queued lines until the queue is closed.
-func (s *logSink) pump() {
-	for l := range s.queue {
-		relog(s.log, l)
-	}
-}
-
-// relog writes one child line to the sub-logger. hclog JSON lines ("@level",
-// "@message", ...) and similar structured lines keep their level, message and
-// fields; anything else is logged at info with its stream.
-func relog(log hclog.Logger, l LogLine) {
-	if lvl, msg, fields, ok := parseJSONLine(l.Text); ok {
-		log.Log(lvl, msg, fields...)
-		return
-	}
-	log.Info(l.Text, "stream", l.Stream)
-}
-
-// metaKeys are structured-log keys that are not re-emitted as fields.
-var metaKeys = map[string]bool{
-	"@level": true, "level": true, "@message": true, "msg": true,
-	"@timestamp": true, "time": true, "ts": true, "@module": true, "@caller": true,
-}
-
-func parseJSONLine(text string) (hclog.Level, string, []any, bool) {
-	if len(text) < 2 || text[0] != '{' {
-		return 0, "", nil, false
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(text), &m); err != nil {
-		return 0, "", nil, false
-	}
-	lvlS, ok1 := firstString(m, "@level", "level")
-	msg, ok2 := firstString(m, "@message", "msg")
-	if !ok1 || !ok2 {
-		return 0, "", nil, false
-	}
-	lvl := hclog.LevelFromString(lvlS)
-	if lvl == hclog.NoLevel {
-		lvl = hclog.Info
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if !metaKeys[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	fields := make([]any, 0, 2*len(keys))
-	for _, k := range keys {
-		fields = append(fields, k, m[k])
-	}
-	return lvl, msg, fields, true
-}
-
-func firstString(m map[string]any, keys ...string) (string, bool) {
-	for _, k := range keys {
-		if s, ok := m[k].(string); ok {
-			return s, true
-		}
-	}
-	return "", false
-}
-
-// readLines reads r line by line until EOF or a read error, never stopping
-// for a slow consumer: each line goes to crash (if not nil), which keeps a
-// crash block apart from the ring, then to sink.put, which does not block.
-// Lines longer than maxLineBytes are cut (at a rune boundary) and marked; the
-// rest of such a line is discarded.
+// readLines reads r until EOF or a read error, never stopping for a slow
+// consumer: the complete lines of each read go to sink.put together, with
+// crash (if not nil), which keeps a crash block apart from the ring. Lines
+// longer than maxLineBytes are cut (at a rune boundary) and marked; the rest
+// of such a line is discarded. A final line without a newline counts.
 func readLines(r io.Reader, stream string, sink *logSink, crash *crashDetector) {
-	br := bufio.NewReaderSize(r, maxLineBytes)
-	emit := func(b []byte, cut bool) {
-		b = bytes.TrimSuffix(b, []byte{'\n'})
-		b = bytes.TrimSuffix(b, []byte{'\r'})
-		text := string(b)
-		if cut {
-			text = string(trimToRune(b)) + truncatedMark
-		}
-		if crash != nil {
-			crash.feed(text)
-		}
-		sink.put(LogLine{Time: time.Now(), Stream: stream, Text: text})
-	}
+	buf := make([]byte, readBufBytes)
+	var lines []logging.Line
+	end := 0         // buf[:end] holds unread bytes: part of a line
+	discard := false // in the rest of a line that was cut
 	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			emit(line, true)
-			if !discardLine(br) {
-				return
+		n, err := r.Read(buf[end:])
+		end += n
+		lines = lines[:0]
+		p := 0
+		for {
+			i := bytes.IndexByte(buf[p:end], '\n')
+			if i < 0 {
+				break
 			}
-			continue
+			if !discard {
+				lines = append(lines, cutLine(buf[p:p+i]))
+			}
+			discard = false
+			p += i + 1
 		}
-		if len(line) > 0 {
-			emit(line, false)
+		switch {
+		case discard:
+			p = end
+		case end-p > maxLineBytes:
+			lines = append(lines, cutLine(buf[p:end]))
+			discard, p = true, end
+		case err != nil && end > p:
+			lines = append(lines, cutLine(buf[p:end]))
+			p = end
 		}
+		if len(lines) > 0 {
+			sink.put(time.Now(), stream, lines, crash)
+		}
+		end = copy(buf, buf[p:end])
 		if err != nil {
 			return
 		}
 	}
 }
 
-// discardLine skips the remainder of an over-long line; false at EOF/error.
-func discardLine(br *bufio.Reader) bool {
-	for {
-		_, err := br.ReadSlice('\n')
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case err != nil:
-			return false
-		default:
-			return true
-		}
+// cutLine drops a trailing '\r' and cuts a line longer than maxLineBytes
+// (into a copy, marked).
+func cutLine(b []byte) logging.Line {
+	b = bytes.TrimSuffix(b, []byte{'\r'})
+	if len(b) <= maxLineBytes {
+		return logging.Line{Text: b}
 	}
+	cut := trimToRune(b[:maxLineBytes])
+	return logging.Line{Text: append(append(make([]byte, 0, len(cut)+len(truncatedMark)), cut...), truncatedMark...)}
 }
 
 // trimToRune drops a partial UTF-8 sequence at the end of b.
@@ -251,7 +152,7 @@ func newMetrics() *metrics {
 		}, []string{"service", "stream"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "macronode_child_log_dropped_total",
-			Help: "Child lines not re-logged because the parent's log sink fell behind (they stay in the ring buffer).",
+			Help: "Child lines not written to the parent's output because it fell behind (they stay in the ring buffer).",
 		}, []string{"service"}),
 		refused: newRefusedCounter(),
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 func grandchildPID(t *testing.T, h *harness, name string) int {
@@ -79,16 +79,17 @@ func TestGrandchildOutsideGroupDoesNotHangWait(t *testing.T) {
 	_ = syscall.Kill(gpid2, syscall.SIGKILL)
 }
 
-// blockingWriter stalls writes of flood lines until released: a log sink
-// that fell far behind.
+// blockingWriter stalls writes of flood lines (block: of any line) until
+// released: a log sink that fell far behind.
 type blockingWriter struct {
 	release chan struct{}
 	once    sync.Once
+	block   bool
 	out     syncBuffer
 }
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte("flood line")) {
+	if w.block || bytes.Contains(p, []byte("flood line")) {
 		<-w.release
 	}
 	return w.out.Write(p)
@@ -100,9 +101,14 @@ func (w *blockingWriter) open() { w.once.Do(func() { close(w.release) }) }
 // lines instead of blocking the child; memory stays bounded by the ring.
 func TestFloodWithSlowSink(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
+	out, err := logging.NewOutput(w, "json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = out.Close() }) // after the harness stops Run
 	h := startHarness(t, []Spec{fakeSpec(t, "flood", "flood")}, func(o *Options) {
 		o.LogLines = 100
-		o.Logger = hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Info, JSONFormat: true})
+		o.LogOutput = out
 	})
 	t.Cleanup(w.open) // runs before the harness stops Run
 	first := h.waitReady("flood", 0)
@@ -131,8 +137,8 @@ func TestFloodWithSlowSink(t *testing.T) {
 	w.open()
 }
 
-// Over-long lines are cut and marked; hclog JSON lines are re-logged at
-// their own level with their fields.
+// Over-long lines are cut and marked; hclog JSON lines are passed on as
+// they came with the service spliced in, plain lines wrapped.
 func TestChildLogLines(t *testing.T) {
 	h := startHarness(t, []Spec{fakeSpec(t, "talk", "good", "MN_FAKE_LONGLINE=1")}, nil)
 	h.waitReady("talk", 0)
@@ -150,18 +156,18 @@ func TestChildLogLines(t *testing.T) {
 	if !h.logsContain("talk", "plain line") {
 		t.Error("plain stdout line missing from the ring")
 	}
-	eventually(t, 5*time.Second, "relogged JSON line", func() bool {
+	eventually(t, 5*time.Second, "passed-on JSON line", func() bool {
 		for _, e := range h.logs.entries() {
 			if e["@message"] == "hello from child" {
-				return e["@level"] == "warn" && e["k"] == "v" && e["@module"] == "macronode.talk"
+				return e["@level"] == "warn" && e["k"] == "v" && e["@service"] == "talk"
 			}
 		}
 		return false
 	})
-	eventually(t, 5*time.Second, "relogged plain line", func() bool {
+	eventually(t, 5*time.Second, "wrapped plain line", func() bool {
 		for _, e := range h.logs.entries() {
 			if e["@message"] == "plain line" {
-				return e["@level"] == "info" && e["stream"] == "stdout"
+				return e["@level"] == "info" && e["@stream"] == "stdout" && e["@service"] == "talk"
 			}
 		}
 		return false
@@ -192,8 +198,7 @@ func TestRing(t *testing.T) {
 func TestReadLines(t *testing.T) {
 	long := "a" + strings.Repeat("é", maxLineBytes) // the cut at maxLineBytes falls inside a rune
 	in := "one\r\ntwo\n" + long + "\nthree\n" + strings.Repeat("x", 3*maxLineBytes) + "\nfour"
-	sink := &logSink{ring: newRing(10), queue: make(chan LogLine, 10),
-		stdout: nopCounter(), stderr: nopCounter(), dropped: nopCounter()}
+	sink := &logSink{ring: newRing(10), stdout: nopCounter(), stderr: nopCounter(), dropped: nopCounter()}
 	readLines(strings.NewReader(in), "stdout", sink, nil)
 	var got []string
 	for _, l := range sink.ring.last(0) {
@@ -207,30 +212,6 @@ func TestReadLines(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("line %d: got %.40q (len %d), want %.40q (len %d)", i, got[i], len(got[i]), want[i], len(want[i]))
-		}
-	}
-}
-
-func TestParseJSONLine(t *testing.T) {
-	cases := []struct {
-		in     string
-		ok     bool
-		lvl    hclog.Level
-		msg    string
-		fields string
-	}{
-		{`{"@level":"error","@message":"boom","@timestamp":"x","@module":"m","error":"disk"}`, true, hclog.Error, "boom", "[error disk]"},
-		{`{"level":"debug","msg":"hi","a":1,"b":"c"}`, true, hclog.Debug, "hi", "[a 1 b c]"},
-		{`{"@level":"loud","@message":"?"}`, true, hclog.Info, "?", "[]"},
-		{`{"@message":"no level"}`, false, 0, "", ""},
-		{`{"@level":"info"}`, false, 0, "", ""},
-		{`not json`, false, 0, "", ""},
-		{`{"@level":"info","@message":`, false, 0, "", ""},
-	}
-	for _, tc := range cases {
-		lvl, msg, fields, ok := parseJSONLine(tc.in)
-		if ok != tc.ok || lvl != tc.lvl || msg != tc.msg || (ok && fmt.Sprint(fields) != tc.fields) {
-			t.Errorf("parseJSONLine(%s) = %v %q %v %v", tc.in, lvl, msg, fields, ok)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/macronode/macronode/pkg/events"
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // Spec defaults (SPEC §6 Liveness).
@@ -44,10 +45,15 @@ const (
 // Options configures a Supervisor.
 type Options struct {
 	RunDir   string       // directory for control.sock; created 0700 if missing
-	Logger   hclog.Logger // used as is (name it, e.g. Named("supervisor")); child lines go to Logger.Named(service)
+	Logger   hclog.Logger // used as is (name it, e.g. Named("supervisor")); child lines go to LogOutput
 	LogLines int          // ring buffer lines per service; default 1000
 	Specs    []Spec       // start order derived from DependsOn (ties in slice order)
 	OnChange func()       // called without locks after state changes; may be nil
+
+	// LogOutput, if not nil, is where child lines are passed on, tagged with
+	// their service (pkg/logging Output.Child); nil keeps them in the ring
+	// buffers only.
+	LogOutput *logging.Output
 
 	// StopBudget is the whole final drain's budget (shutdown_timeout),
 	// shared out tier by tier (drain.go); zero: the largest ShutdownTimeout.
@@ -143,14 +149,7 @@ func New(opts Options) (*Supervisor, error) {
 			cmdKick:  make(chan struct{}, 1),
 			loopDone: make(chan struct{}),
 			st:       Status{Name: sp.Name, State: StateStopped, Critical: sp.Critical, Listen: sp.Listen, MetricsAddr: sp.MetricsAddr, Exits: []Exit{}},
-			sink: &logSink{
-				ring:    newRing(opts.LogLines),
-				queue:   make(chan LogLine, logQueueLen),
-				log:     opts.Logger.Named(sp.Name),
-				stdout:  s.metrics.lines.WithLabelValues(sp.Name, "stdout"),
-				stderr:  s.metrics.lines.WithLabelValues(sp.Name, "stderr"),
-				dropped: s.metrics.dropped.WithLabelValues(sp.Name),
-			},
+			sink:     newLogSink(sp.Name, opts.LogLines, opts.LogOutput, s.metrics),
 		}
 		s.services = append(s.services, v)
 		s.byName[sp.Name] = v
@@ -282,11 +281,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	go s.acceptLoop()
 	go s.notifier(stopNotifier)
 	go func() { defer s.bg.Done(); s.clock.run(stopNotifier) }()
-	var pumps sync.WaitGroup
-	for _, v := range s.services {
-		pumps.Add(1)
-		go func() { defer pumps.Done(); v.sink.pump() }()
-	}
 	for _, v := range s.services {
 		if v.held != nil { // bound by New, before any subscriber could hear of it
 			v.emit(events.Listener, ListenerEvent{State: ListenerHeld, Addr: v.held.boundAddr()})
@@ -306,10 +300,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	close(s.closed)
 	_ = s.ln.Close()
 	s.closeConns()
-	for _, v := range s.services {
-		close(v.sink.queue) // its pipe readers are all done
-	}
-	pumps.Wait()
 	close(stopNotifier)
 	s.bg.Wait()
 	s.removeSocket()

@@ -69,8 +69,8 @@ func parseFlagsTo(p Plane, args []string, help, stderr io.Writer, getenv func(st
 	fs.StringVar(&o.dataDir, "data-dir", "./"+filepath.Join("data", p.Name),
 		"`directory` for the plane's durable state (created if missing)")
 	fs.StringVar(&level, "log-level", "info", "log `level`: trace, debug, info, warn, error")
-	fs.StringVar(&o.logFormat, "log-format", "json",
-		"log `format`: json, text, or auto (json unless stderr is a terminal); json lets a parent re-log each line")
+	fs.StringVar(&o.logFormat, "log-format", "auto",
+		"log `format`: json, text, or auto (text on a terminal, json otherwise: under a parent, whose pipe is no terminal)")
 	fs.BoolVar(&o.amnesia, "amnesia", amnesiaDefault,
 		"keep everything in RAM and write nothing under --data-dir (also "+EnvAmnesia+"=1)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout,
@@ -199,8 +199,9 @@ func printVersion(w io.Writer, name string) {
 	fmt.Fprintf(w, "%s %s (git %s, built %s, %s)\n", i.Service, i.Version, i.GitSHA, i.BuildTS, i.Go)
 }
 
-// newLogger builds the runtime's root logger: JSON on stderr by default so a
-// supervising parent can parse and re-log each line.
+// newLogger builds the runtime's root logger on stderr: by default (auto)
+// text on a terminal, when run by hand, and JSON otherwise, as under a
+// parent, which passes each JSON line on with the service spliced in.
 func newLogger(name string, o options, stderr io.Writer) (hclog.Logger, error) {
 	log, err := logging.NewNamed("svc-"+name, o.logLevel, o.logFormat, stderr)
 	if err != nil {

@@ -24,7 +24,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults", want: func(o options) error {
 			if o.listen != "127.0.0.1:0" || o.dataDir != "./data/test" || o.logLevel != hclog.Info ||
-				o.logFormat != "json" || o.amnesia || o.shutdownTimeout != DefaultShutdownTimeout || o.version {
+				o.logFormat != "auto" || o.amnesia || o.shutdownTimeout != DefaultShutdownTimeout || o.version {
 				return fmt.Errorf("%+v", o)
 			}
 			return nil

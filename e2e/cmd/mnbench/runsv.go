@@ -125,10 +125,7 @@ func stopRunsv(p *proc, dir string) {
 		return
 	}
 	pid := runsvPID(dir)
-	if f, err := os.OpenFile(filepath.Join(dir, "supervise", "control"), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-		_, _ = f.WriteString("dx")
-		_ = f.Close()
-	}
+	runsvControl(dir, "dx")
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
@@ -137,6 +134,15 @@ func stopRunsv(p *proc, dir string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	_ = p.stop(2 * time.Second)
+}
+
+// runsvControl writes cmds to the supervise/control fifo of runsv's
+// service dir (nothing when runsv is not reading it).
+func runsvControl(dir, cmds string) {
+	if f, err := os.OpenFile(filepath.Join(dir, "supervise", "control"), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		_, _ = f.WriteString(cmds)
+		_ = f.Close()
+	}
 }
 
 // shQuote quotes s for /bin/sh.
