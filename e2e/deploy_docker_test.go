@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -83,6 +84,30 @@ func parseDockerfile(t *testing.T, p string) []*dfStage {
 		}
 	}
 	return stages
+}
+
+// envOf is what an ENV instruction sets (the parser gives key, value, "="
+// triples).
+func envOf(n *parser.Node) map[string]string {
+	env := map[string]string{}
+	a := dfArgs(n)
+	for i := 0; i+1 < len(a); i += 3 {
+		env[a[i]] = a[i+1]
+	}
+	return env
+}
+
+// imageEnv is the environment the Dockerfile's runtime stage sets.
+func imageEnv(t *testing.T) map[string]string {
+	t.Helper()
+	stages := parseDockerfile(t, filepath.Join("..", "deploy", "docker", "Dockerfile"))
+	env := map[string]string{}
+	for _, n := range stages[len(stages)-1].instrs {
+		if n.Value == "env" {
+			maps.Copy(env, envOf(n))
+		}
+	}
+	return env
 }
 
 // makeVar is the value of `NAME := value` in the Makefile.
@@ -209,9 +234,7 @@ func TestDockerfile(t *testing.T) {
 			}
 			cmd = a
 		case "env":
-			for i := 0; i+1 < len(a); i += 3 {
-				env[a[i]] = a[i+1]
-			}
+			maps.Copy(env, envOf(n))
 		case "copy":
 			if from := dfFlag(n, "from"); from == build.alias && path.Clean(a[0]) == path.Join(build.workdir, "bin") {
 				binDest = append(binDest, path.Clean(a[len(a)-1]))
