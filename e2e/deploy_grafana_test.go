@@ -77,7 +77,7 @@ var metricName = regexp.MustCompile(`\bmacronode_[a-zA-Z0-9_]+`)
 // provider and had a child killed.
 func TestGrafanaDashboard(t *testing.T) {
 	exprs := dashboardExprs(t)
-	for _, want := range []string{"Services up and ready", "Restarts", "Uptime", "Services not running", "Log lines and drops",
+	for _, want := range []string{"Services up and ready", "Restarts", "Uptime", "Services not running", "Exits by cause", "Log lines and drops",
 		"Storage throughput", "Storage bytes and objects", "Mailbox depth", "Mailbox throughput", "Overlay peers and DHT routing table", "DHT lookups"} {
 		if _, ok := exprs[want]; !ok {
 			t.Errorf("no panel %q", want)
@@ -147,6 +147,9 @@ func TestGrafanaDashboard(t *testing.T) {
 	})
 
 	text := scrape(t, n.url("/metrics"))
+	if v, ok := metricValue(text, "macronode_service_exits_total", map[string]string{"service": "storage", "cause": "signal"}); !ok || v < 1 {
+		t.Errorf("macronode_service_exits_total{service=storage,cause=signal} = %v (present %v) after kill -9, want >= 1", v, ok)
+	}
 	var missing []string
 	for title, es := range exprs {
 		for _, e := range es {
