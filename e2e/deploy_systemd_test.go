@@ -291,6 +291,7 @@ func TestSystemdInstallStarts(t *testing.T) {
 	if !fileExists(filepath.Join(stateDir, "storage")) {
 		t.Errorf("no storage data under $STATE_DIRECTORY %s", stateDir)
 	}
+	checkExecReload(t, unit, root, cfgFile, env, asRoot)
 
 	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -302,6 +303,50 @@ func TestSystemdInstallStarts(t *testing.T) {
 		}
 	case <-time.After(shutdownTimeout):
 		t.Fatalf("macronode still running %v after SIGTERM", shutdownTimeout)
+	}
+}
+
+// checkExecReload runs the unit's ExecReload= as systemd would (same user
+// and environment): it succeeds on a good config and fails on an invalid
+// one (refused by `macronode reload` itself or by the node's 422; either
+// way systemctl reload must not report success). It is skipped while the
+// build has no reload command.
+func checkExecReload(t *testing.T, unit, root, cfgFile string, env []string, asRoot bool) {
+	t.Helper()
+	argv := strings.Fields(strings.TrimPrefix(rooted("ExecReload="+onlyValue(t, unit, "ExecReload"), root), "ExecReload="))
+	if exec.Command(argv[0], "reload", "--help").Run() != nil {
+		t.Logf("this build has no `macronode reload` command: ExecReload= checked as text only")
+		return
+	}
+	reload := func() (int, string) {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env, cmd.Dir = env, "/"
+		if asRoot {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatalf("run %v: %v", argv, err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := reload(); code != 0 {
+		t.Errorf("ExecReload on the installed config: exit %d\n%s", code, out)
+	}
+	good, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "log_level: info", "log_level: verbose", 1)
+	if bad == string(good) {
+		t.Fatal("the installed config sets no log_level: info to break")
+	}
+	if err := os.WriteFile(cfgFile, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = os.WriteFile(cfgFile, good, 0o644) }()
+	if code, out := reload(); code == 0 {
+		t.Errorf("ExecReload on a refused config exited 0, so systemctl reload would report success\n%s", out)
 	}
 }
 
