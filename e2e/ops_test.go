@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,36 +25,6 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-}
-
-// TestSystemdUnitVerifies runs systemd-analyze verify over the shipped unit,
-// with ExecStart pointed at the binary this run built.
-func TestSystemdUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not on PATH")
-	}
-	unit, err := os.ReadFile(filepath.Join("..", "deploy", "systemd", "macronode.service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.ReplaceAll(string(unit), "/usr/local/bin/macronode", bin("macronode"))
-	for _, want := range []string{"Type=notify", "KillMode=mixed", "TimeoutStopSec=", "WatchdogSec=", "RuntimeDirectory=", "StateDirectory=", "NoNewPrivileges=yes"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("unit lacks %s", want)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "macronode.service")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
-	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Logf("systemd-analyze says:\n%s", s)
 	}
 }
 

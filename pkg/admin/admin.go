@@ -157,6 +157,7 @@ type Server struct {
 	draining atomic.Bool
 
 	mux      *httpx.Mux
+	patterns []string // every pattern registered on mux (routeMux)
 	handler  http.Handler
 	mhandler http.Handler
 	srv      *http.Server // the admin plane
@@ -236,7 +237,7 @@ func New(opts Options) (*Server, error) {
 	s.routes()
 	s.handler = s.wrap(s.mux)
 	mmux := httpx.NewMux()
-	mmux.Handle("GET /metrics", m.handler)
+	mmux.Handle("GET /metrics", s.metricsAuth(m.handler))
 	s.mhandler = s.wrapWith(mmux, mmux)
 
 	s.srv = s.httpServer(cfg, s.handler, "http")
@@ -262,8 +263,8 @@ func New(opts Options) (*Server, error) {
 // Handler returns the admin plane with all its middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// MetricsHandler serves only GET /metrics (with the same middleware minus
-// auth). ServeMetrics serves it on a listener of its own.
+// MetricsHandler serves only GET /metrics (with the same middleware and the
+// same metrics_public rule). ServeMetrics serves it on a listener of its own.
 func (s *Server) MetricsHandler() http.Handler { return s.mhandler }
 
 // httpServer builds an http.Server with the admin plane's timeouts and limits.

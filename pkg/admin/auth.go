@@ -62,6 +62,36 @@ func (s *Server) requireAuth(next http.Handler) http.Handler {
 	})
 }
 
+// metricsAuth guards GET /metrics: open while no admin token is set or
+// metrics_public is true (the default, for scrapers without credentials);
+// with metrics_public false it needs the token like any other read route.
+func (s *Server) metricsAuth(next http.Handler) http.Handler {
+	guarded := s.requireAuth(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cfg := s.config(); cfg == nil || cfg.AdminToken == "" || cfg.MetricsPublic {
+			next.ServeHTTP(w, r)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})
+}
+
+// routeMux is the admin plane's mux, recording every pattern registered on
+// it so that a test can walk all routes and check which need the token.
+type routeMux struct {
+	*httpx.Mux
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.Mux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(f))
+}
+
 // tokenEqual compares a presented token with the configured one in constant
 // time. It compares SHA-256 digests, which always have the same length:
 // subtle.ConstantTimeCompare returns at once on a length mismatch, which

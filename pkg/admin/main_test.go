@@ -109,13 +109,14 @@ func allRunning() []supervisor.Status {
 // testConfig enables every plane (critical) on loopback.
 func testConfig() *config.Config {
 	c := &config.Config{
-		HTTPAddr:     "127.0.0.1:8080",
-		LogLevel:     "info",
-		ReadTimeout:  config.Duration(10 * time.Second),
-		WriteTimeout: config.Duration(10 * time.Second),
-		IdleTimeout:  config.Duration(60 * time.Second),
-		MaxBodyBytes: 1 << 20,
-		Services:     map[string]*config.Service{},
+		HTTPAddr:      "127.0.0.1:8080",
+		LogLevel:      "info",
+		ReadTimeout:   config.Duration(10 * time.Second),
+		WriteTimeout:  config.Duration(10 * time.Second),
+		IdleTimeout:   config.Duration(60 * time.Second),
+		MaxBodyBytes:  1 << 20,
+		MetricsPublic: true, // metrics_public defaults to true
+		Services:      map[string]*config.Service{},
 	}
 	for i, p := range config.Planes {
 		c.Services[p] = &config.Service{Enabled: true, Critical: true, Listen: fmt.Sprintf("127.0.0.1:%d", 9300+i)}

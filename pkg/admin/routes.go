@@ -20,11 +20,11 @@ const (
 )
 
 func (s *Server) routes() {
-	m := httpx.NewMux()
+	m := &routeMux{Mux: httpx.NewMux()}
 	m.HandleFunc("GET /version", s.handleVersion)
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /readyz", s.handleReady)
-	m.Handle("GET /metrics", s.metrics.handler)
+	m.Handle("GET /metrics", s.metricsAuth(s.metrics.handler))
 	m.Handle("GET /api/v1/status", s.requireTokenIfSet(http.HandlerFunc(s.handleStatus)))
 	m.Handle("GET /api/v1/peers", s.requireTokenIfSet(http.HandlerFunc(s.handlePeers)))
 	m.Handle("POST /api/v1/shutdown", s.audited(s.requireAuth(http.HandlerFunc(s.handleShutdown))))
@@ -40,7 +40,7 @@ func (s *Server) routes() {
 	m.Handle("GET /ui/", uiHandler())
 	m.Handle("POST "+LoginPath, s.audited(http.HandlerFunc(s.handleLogin)))
 	m.HandleFunc("POST "+LogoutPath, s.handleLogout)
-	s.mux = m
+	s.mux, s.patterns = m.Mux, m.patterns
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {

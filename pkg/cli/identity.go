@@ -180,7 +180,7 @@ func keygenCommand(env Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "keygen",
 		Usage:     "write new node keys and print their node ids",
-		UsageText: "macronode keygen [--out FILE] [--count N]",
+		UsageText: "macronode keygen [--out FILE] [--count N] [--k8s-secret NAME]",
 		Description: "Writes ed25519 node keys (mode 0600) and prints \"<node id>  <path>\" per key,\n" +
 			"never the key. A node whose data_dir holds node.key uses that key, so its id\n" +
 			"(and the bootstrap multiaddrs /.../p2p/<node id> that others use to join it)\n" +
@@ -190,13 +190,18 @@ func keygenCommand(env Env) *ucli.Command {
 			"With --count N (N > 1), --out names a directory (default: the current one)\n" +
 			"and the keys are node-1.key ... node-N.key in it; if any of them exists,\n" +
 			"nothing is written.\n\n" +
+			"With --k8s-secret NAME, the N keys go into the YAML of a Kubernetes Secret\n" +
+			"NAME written to --out (default ./NAME.yaml, mode 0600): data 0.key ... for\n" +
+			"StatefulSet ordinals 0 ... N-1, their ids in the annotation " + NodeIDsAnnotation + ".\n\n" +
 			"Examples:\n" +
 			"   macronode keygen --out /var/lib/macronode/node.key\n" +
 			"   macronode keygen --count 3 --out ./keys\n" +
-			"   kubectl create secret generic macronode-keys --from-file=./keys",
+			"   kubectl create secret generic macronode-keys --from-file=./keys\n" +
+			"   macronode keygen --count 3 --k8s-secret macronode-keys --out keys.yaml",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "out", Usage: "key `FILE`, or with --count > 1 a directory (default ./node.key, or . with --count)"},
 			&ucli.IntFlag{Name: "count", Value: 1, Usage: "write `N` keys"},
+			&ucli.StringFlag{Name: "k8s-secret", Usage: "write the keys as the YAML of a Kubernetes Secret called `NAME` (0.key ... per StatefulSet ordinal)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
@@ -205,6 +210,13 @@ func keygenCommand(env Env) *ucli.Command {
 			n := c.Int("count")
 			if n < 1 || n > maxKeygenCount {
 				return usageErr("--count must be between 1 and %d, got %d", maxKeygenCount, n)
+			}
+			if name := c.String("k8s-secret"); name != "" {
+				out := c.String("out")
+				if out == "" {
+					out = name + ".yaml"
+				}
+				return writeKeySecret(env.Stdout, out, name, n)
 			}
 			paths, err := keyPaths(c.String("out"), c.IsSet("out"), n)
 			if err != nil {

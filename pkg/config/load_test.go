@@ -412,10 +412,14 @@ func TestAdminTokenFile(t *testing.T) {
 	good := write("good", "  s3cret\n")
 	blank := write("blank", " \n\t\n")
 	big := write("big", strings.Repeat("x", maxTokenFileBytes+1))
-	credDir := filepath.Join(dir, "creds")
-	if err := os.Mkdir(credDir, 0o700); err != nil {
-		t.Fatal(err)
+	credDir, goodCreds, blankCreds := filepath.Join(dir, "creds"), filepath.Join(dir, "good-creds"), filepath.Join(dir, "blank-creds")
+	for _, d := range []string{credDir, goodCreds, blankCreds} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
+	write("good-creds/"+CredentialName, "cred-s3cret \r\n\n")
+	blankCred := write("blank-creds/"+CredentialName, "\n")
 	tests := []struct {
 		name, wantToken, wantErr string
 		environ                  []string
@@ -426,6 +430,9 @@ func TestAdminTokenFile(t *testing.T) {
 		{"too big", "", "is larger than", []string{"RON_ADMIN_TOKEN_FILE=" + big}},
 		{"both", "", "set only one of admin_token_file and admin_token (set by env RON_ADMIN_TOKEN)", []string{"RON_ADMIN_TOKEN_FILE=" + good, "RON_ADMIN_TOKEN=x"}},
 		{"no credential file", "", "", []string{"CREDENTIALS_DIRECTORY=" + credDir}},
+		{"credential trimmed", "cred-s3cret", "", []string{"CREDENTIALS_DIRECTORY=" + goodCreds}},
+		{"blank credential", "", "admin_token_file (env CREDENTIALS_DIRECTORY): " + blankCred + " is blank", []string{"CREDENTIALS_DIRECTORY=" + blankCreds}},
+		{"token beats credential", "x", "", []string{"CREDENTIALS_DIRECTORY=" + goodCreds, "RON_ADMIN_TOKEN=x"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,7 @@ type metrics struct {
 	lines   *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	refused *prometheus.CounterVec
+	exits   *prometheus.CounterVec // exitcause.go
 }
 
 func newMetrics() *metrics {
@@ -155,6 +156,10 @@ func newMetrics() *metrics {
 			Help: "Child lines not written to the parent's output because it fell behind (they stay in the ring buffer).",
 		}, []string{"service"}),
 		refused: newRefusedCounter(),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "macronode_service_exits_total",
+			Help: "Child exits by service and cause (oom, hung, start_timeout, fault, stopped, panic, signal, error, clean).",
+		}, []string{"service", "cause"}),
 	}
 }
 
@@ -163,6 +168,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.lines.Describe(ch)
 	m.dropped.Describe(ch)
 	m.refused.Describe(ch)
+	m.exits.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -170,4 +176,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.lines.Collect(ch)
 	m.dropped.Collect(ch)
 	m.refused.Collect(ch)
+	m.exits.Collect(ch)
 }

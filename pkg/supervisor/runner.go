@@ -271,6 +271,7 @@ func (r *runner) onDone() {
 		v.log.Warn("child exited unexpectedly", logArgs...)
 	}
 
+	v.sup.metrics.exits.WithLabelValues(v.spec.Name, exitCause(exit)).Inc()
 	v.mu.Lock()
 	v.cur = nil
 	v.st.PID, v.st.Ready = 0, false

@@ -67,6 +67,17 @@ func TestTrustedProxyChainAndRateLimit(t *testing.T) {
 			t.Errorf("client %s: %d, want %d", step.client, a.status, step.want)
 		}
 	}
+	// From an untrusted forwarder X-Forwarded-For is ignored: every client
+	// it claims shares the forwarder's own bucket.
+	g = newGW(t, Config{Backends: map[string]string{"index": hostOf(be)}, TrustedProxies: []string{"10.0.0.0/8"}, Rate: 0.001, Burst: 1})
+	for _, step := range []struct {
+		client string
+		want   int
+	}{{"1.1.1.1", 200}, {"2.2.2.2", 429}} {
+		if a := g.get("/names/a", "X-Forwarded-For", step.client); a.status != step.want {
+			t.Errorf("untrusted forwarder, client %s: %d, want %d", step.client, a.status, step.want)
+		}
+	}
 	if _, err := New(Config{TrustedProxies: []string{"nope"}}, nil, nil); err == nil {
 		t.Error("New accepted a bad trusted proxy")
 	}
