@@ -61,8 +61,8 @@ id() { awk -v k="macronode-keys/$1.key" '$2 == k { print $1 }' "$OUT/node-ids.tx
     shutdown_timeout: 15s            # terminationGracePeriodSeconds covers it
     gateway_trusted_proxies: [$(echo "$TRUSTED_PROXIES" | sed 's/,/, /g')]
     network:
-      # Both libp2p hosts (overlay 9101, dht 9201) advertise these; a dial
-      # to the other host's port fails its peer-id check and the next is tried.
+      # Each libp2p host advertises the entries on its own port: the
+      # overlay 9101, the dht 9201 (pkg/node announceFor).
       announce:
         - $(dns "$i")/tcp/9101
         - $(dns "$i")/tcp/9201

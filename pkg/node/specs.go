@@ -103,14 +103,14 @@ func childArgs(cfg *config.Config, plane string, on map[string]bool) []string {
 	case "overlay":
 		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
 		args = append(args, repeat("--bootstrap", cfg.Network.Bootstrap)...)
-		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, repeat("--announce", announceFor(cfg, "overlay"))...)
 		args = append(args, planeURLs(cfg, on, "storage", "dht")...)
 		args = append(args,
 			"--max-frame-bytes", size(cfg.OAPMaxFrameBytes),
 			"--chunk-bytes", size(cfg.ChunkBytes))
 	case "dht":
 		args = append(args, repeat("--p2p-listen", cfg.Services[plane].P2PListen)...)
-		args = append(args, repeat("--announce", cfg.Network.Announce)...)
+		args = append(args, repeat("--announce", announceFor(cfg, "dht"))...)
 		args = append(args, planeURLs(cfg, on, "overlay", "storage")...)
 		args = append(args, "--reprovide-interval", cfg.DHT.ReprovideInterval.D().String())
 	}
@@ -188,3 +188,42 @@ func envList(m map[string]string) []string {
 
 // FlagInternalListen is the gateway's flag for its internal listener.
 const FlagInternalListen = "--internal-listen"
+
+// announceFor is the part of network.announce that the libp2p host of plane
+// (overlay or dht) advertises. The two hosts listen on different ports, so
+// an entry whose TCP or UDP port is one of a plane's p2p_listen ports is
+// that plane's alone; an entry that matches neither plane's ports (a NAT
+// mapping to another port) goes to both, and a peer that dials the wrong
+// host fails its peer-id check and tries the next address.
+func announceFor(cfg *config.Config, plane string) []string {
+	ports := func(p string) map[string]bool {
+		m := map[string]bool{}
+		for _, a := range cfg.Services[p].P2PListen {
+			if port := p2pPort(a); port != "" {
+				m[port] = true
+			}
+		}
+		return m
+	}
+	own, other := ports(plane), ports(map[string]string{"overlay": "dht", "dht": "overlay"}[plane])
+	var out []string
+	for _, a := range cfg.Network.Announce {
+		port := p2pPort(a)
+		if own[port] || !other[port] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// p2pPort is the port after the first /tcp/ or /udp/ component of a
+// multiaddr ("" when it has none).
+func p2pPort(addr string) string {
+	parts := strings.Split(addr, "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "tcp" || parts[i] == "udp" {
+			return parts[i+1]
+		}
+	}
+	return ""
+}

@@ -95,3 +95,22 @@ func argValues(args []string, flag string) []string {
 	}
 	return out
 }
+
+// TestAnnounceSplitByPort: each libp2p host advertises the announce entries
+// on its own p2p ports; an entry on neither host's ports goes to both.
+func TestAnnounceSplitByPort(t *testing.T) {
+	cfg := load(t, "RON_ANNOUNCE=/dns4/n0.example/tcp/9101,/dns4/n0.example/udp/9101/quic-v1,"+
+		"/dns4/n0.example/tcp/9201,/ip4/203.0.113.7/tcp/30101,/dns4/n0.example")
+	tests := []struct {
+		plane string
+		want  []string
+	}{
+		{"overlay", []string{"/dns4/n0.example/tcp/9101", "/dns4/n0.example/udp/9101/quic-v1", "/ip4/203.0.113.7/tcp/30101", "/dns4/n0.example"}},
+		{"dht", []string{"/dns4/n0.example/tcp/9201", "/ip4/203.0.113.7/tcp/30101", "/dns4/n0.example"}},
+	}
+	for _, tc := range tests {
+		if got := announceFor(cfg, tc.plane); !slices.Equal(got, tc.want) {
+			t.Errorf("announceFor(%s) = %q, want %q", tc.plane, got, tc.want)
+		}
+	}
+}

@@ -1,9 +1,11 @@
 // Package supervisor runs each service plane as its own OS process: it
 // spawns children in their own process group with a parent-death signal,
-// drains their stdout/stderr into per-service loggers and ring buffers, talks
-// to them over a Unix-socket control channel (pkg/control), restarts crashed
-// or hung children with exponential backoff and a crash-loop circuit breaker,
-// and stops them in reverse dependency order.
+// holds each plane's listening socket across its children's lives, drains
+// their stdout/stderr into raw-byte ring buffers and one batched, tagged
+// output (pkg/logging), talks to them over a Unix-socket control channel
+// (pkg/control), restarts crashed or hung children with exponential backoff
+// and a crash-loop circuit breaker, and stops them in reverse dependency
+// order.
 //
 // The supervisor knows processes, not planes: it never imports pkg/planes.
 package supervisor
