@@ -69,9 +69,9 @@ func floodChild() int {
 			listen = os.Args[i+2]
 		}
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := floodListener(listen)
 	if err != nil {
-		return fail(fmt.Errorf("listen %s: %w", listen, err))
+		return fail(err)
 	}
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) {
@@ -397,4 +397,23 @@ func loglinesRun(ctx context.Context, o *opts, exe string, d time.Duration, i in
 	r.rssMiB = float64(ps.rssKiB) / 1024
 	r.hwmMiB = float64(ps.hwmKiB) / 1024
 	return r, nil
+}
+
+// floodListener serves on the socket the parent holds for the plane (fd 3,
+// systemd's LISTEN_FDS convention, addressed to this pid), else binds addr.
+func floodListener(addr string) (net.Listener, error) {
+	if os.Getenv("LISTEN_FDS") == "1" && os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
+		f := os.NewFile(3, "listener")
+		ln, err := net.FileListener(f)
+		_ = f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("inherited listener: %w", err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
 }
