@@ -174,7 +174,7 @@ func (s *Server) receive(ctx context.Context, name string, p receiveParams) ([]d
 			}
 			s.mu.Unlock()
 			if len(dirty) > 0 || sync {
-				if err := s.persist(seqRefs(dirty)); err != nil {
+				if err := s.commitWithLazy(seqRefs(dirty)); err != nil {
 					s.abandon(out, true)
 					return nil, err
 				}

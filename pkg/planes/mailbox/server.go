@@ -215,8 +215,20 @@ func (s *Server) materialize(refs []ref) []write {
 }
 
 // persist makes refs durable, together with every lazily kept delivery
-// count; a no-op in amnesia.
+// count; a no-op in amnesia. With no refs it writes nothing: the lazy
+// counts wait for a commit that happens anyway (a send, an ack), so a lease
+// costs no fsync of its own (see flushLazy for when one is needed).
 func (s *Server) persist(refs []ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	return s.commitWithLazy(refs)
+}
+
+// flushLazy makes every lazily kept delivery count durable now.
+func (s *Server) flushLazy() error { return s.commitWithLazy(nil) }
+
+func (s *Server) commitWithLazy(refs []ref) error {
 	if s.com == nil {
 		return nil
 	}
@@ -335,6 +347,9 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdownStore() error {
 	if s.com != nil {
+		if err := s.flushLazy(); err != nil && !errors.Is(err, errClosing) {
+			s.log.Warn("write delivery counts at close", "error", err)
+		}
 		s.com.close()
 	}
 	if s.st != nil {
