@@ -56,13 +56,13 @@ func cycleRun(ctx context.Context, conc int, dur time.Duration, newWorker func(w
 }
 
 // mailboxCycle sends one message to box, receives one (any worker's), and
-// acks it.
-func mailboxCycle(ctx context.Context, base, box string, body []byte) error {
-	if err := mbSendOnly(ctx, base, box, body); err != nil {
+// acks it, with do.
+func mailboxCycle(ctx context.Context, do postFunc, base, box string, body []byte) error {
+	if err := mbSendOnly(ctx, do, base, box, body); err != nil {
 		return err
 	}
 	for {
-		resp, err := post(ctx, base+"/mailboxes/"+box+"/receive?max=1&visibility=30s&wait=1s", "", nil)
+		resp, err := do(ctx, base+"/mailboxes/"+box+"/receive?max=1&visibility=30s&wait=1s", "", nil)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func mailboxCycle(ctx context.Context, base, box string, body []byte) error {
 			return fmt.Errorf("receive: body of %d bytes, sent %d", len(m.Body), len(body))
 		}
 		ack, _ := json.Marshal(map[string][]string{"receipts": {m.Receipt}})
-		resp, err = post(ctx, base+"/mailboxes/"+box+"/ack", "application/json", ack)
+		resp, err = do(ctx, base+"/mailboxes/"+box+"/ack", "application/json", ack)
 		if err != nil {
 			return err
 		}
@@ -319,10 +319,15 @@ func mailboxRun(ctx context.Context, base string, k mbCase, dur time.Duration, s
 		per = batchSize
 	}
 	rate, err := cycleRun(ctx, k.clients, dur, func(w int) (func() error, func(), error) {
-		if k.batch {
-			return func() error { return mailboxBatchCycle(ctx, base, box, bodies[w]) }, func() {}, nil
+		hc, err := newHTTPConn(base, 2*time.Minute)
+		if err != nil {
+			return nil, nil, err
 		}
-		return func() error { return mailboxCycle(ctx, base, box, bodies[w]) }, func() {}, nil
+		done := func() { _ = hc.Close() }
+		if k.batch {
+			return func() error { return mailboxBatchCycle(ctx, hc.post, base, box, bodies[w]) }, done, nil
+		}
+		return func() error { return mailboxCycle(ctx, hc.post, base, box, bodies[w]) }, done, nil
 	})
 	return rate * per, err
 }

@@ -17,8 +17,8 @@ const (
 
 // mailboxBatchCycle sends batchSize messages with one messages:batch
 // request, receives batchSize (any worker's) with receive?max=batchSize and
-// acks each receive's messages with one ack request.
-func mailboxBatchCycle(ctx context.Context, base, box string, body []byte) error {
+// acks each receive's messages with one ack request, with do.
+func mailboxBatchCycle(ctx context.Context, do postFunc, base, box string, body []byte) error {
 	stamp(body)
 	type item struct {
 		Body string `json:"body"`
@@ -32,7 +32,7 @@ func mailboxBatchCycle(ctx context.Context, base, box string, body []byte) error
 	if err != nil {
 		return fmt.Errorf("batch: encode: %w", err)
 	}
-	resp, err := post(ctx, base+"/mailboxes/"+box+"/messages:batch", "application/json", req)
+	resp, err := do(ctx, base+"/mailboxes/"+box+"/messages:batch", "application/json", req)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func mailboxBatchCycle(ctx context.Context, base, box string, body []byte) error
 		}
 	}
 	for got := 0; got < batchSize; {
-		resp, err = post(ctx, fmt.Sprintf("%s/mailboxes/%s/receive?max=%d&visibility=30s&wait=1s", base, box, batchSize-got), "", nil)
+		resp, err = do(ctx, fmt.Sprintf("%s/mailboxes/%s/receive?max=%d&visibility=30s&wait=1s", base, box, batchSize-got), "", nil)
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func mailboxBatchCycle(ctx context.Context, base, box string, body []byte) error
 			receipts[i] = m.Receipt
 		}
 		ack, _ := json.Marshal(map[string][]string{"receipts": receipts})
-		resp, err = post(ctx, base+"/mailboxes/"+box+"/ack", "application/json", ack)
+		resp, err = do(ctx, base+"/mailboxes/"+box+"/ack", "application/json", ack)
 		if err != nil {
 			return err
 		}

@@ -51,7 +51,7 @@ func benchMailboxLong(ctx context.Context, o *opts) error {
 			if filled.Add(1) > backlog {
 				return errDone
 			}
-			return mbSendOnly(ctx, base, box, body)
+			return mbSendOnly(ctx, post, base, box, body)
 		}, func() {}, nil
 	}); err != nil && !errors.Is(err, errDone) {
 		return err
@@ -81,7 +81,7 @@ func benchMailboxLong(ctx context.Context, o *opts) error {
 	}()
 	progress("mailboxlong: steady load for %s", dur)
 	rate, err := cycleRun(ctx, clients, dur, func(int) (func() error, func(), error) {
-		return func() error { return mailboxCycle(ctx, base, box, body) }, func() {}, nil
+		return func() error { return mailboxCycle(ctx, post, base, box, body) }, func() {}, nil
 	})
 	close(stop)
 	<-done
@@ -107,10 +107,10 @@ func benchMailboxLong(ctx context.Context, o *opts) error {
 
 var errDone = errors.New("done")
 
-// mbSendOnly sends one (freshly stamped) message to box.
-func mbSendOnly(ctx context.Context, base, box string, body []byte) error {
+// mbSendOnly sends one (freshly stamped) message to box with do.
+func mbSendOnly(ctx context.Context, do postFunc, base, box string, body []byte) error {
 	stamp(body)
-	resp, err := post(ctx, base+"/mailboxes/"+box+"/messages", "application/octet-stream", body)
+	resp, err := do(ctx, base+"/mailboxes/"+box+"/messages", "application/octet-stream", body)
 	if err != nil {
 		return err
 	}
