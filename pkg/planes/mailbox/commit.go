@@ -32,69 +32,81 @@ const maxOpsPerCommit = 1024
 
 type commitOp struct {
 	refs []ref
-	errc chan error
+	errc chan error // the op's result, or errLead first when it is handed the lead
 }
 
-// committer is a group-commit loop: one goroutine takes every queued op,
-// appends the writes of them all to the log in one write and one fdatasync,
-// and answers each. While one fsync runs the next batch queues up, so
-// batches grow with load and a lone writer never waits for a timer. Between
-// commits it compacts the log.
+// errLead tells a queued op's goroutine that it now leads the commits.
+var errLead = errors.New("lead the next group commit")
+
+// committer is a group commit without a goroutine of its own (leader and
+// followers): the request that finds no commit running leads one. It takes
+// every queued op, appends the writes of them all to the log in one write
+// and one fdatasync, answers each, compacts the log, and hands the lead to
+// the oldest op that queued meanwhile. While one fsync runs the next batch
+// queues up, so batches grow with load; a lone writer neither waits for a
+// timer nor for another goroutine to wake up. Each leader commits one
+// batch, its own op among it.
 type committer struct {
 	st          *store
 	materialize materializeFunc
 	observe     func(ops int)          // called with the number of ops in each commit
 	compacted   func(n int, err error) // called after each compaction that did something or failed
-	in          chan *commitOp
-	done        chan struct{}
 
-	mu     sync.RWMutex
+	mu     sync.Mutex
+	idle   *sync.Cond // signalled when busy turns false
+	queue  []*commitOp
+	busy   bool // a leader is committing
 	closed bool
 }
 
 func newCommitter(st *store, m materializeFunc, observe func(int), compacted func(int, error)) *committer {
-	c := &committer{st: st, materialize: m, observe: observe, compacted: compacted,
-		in: make(chan *commitOp, maxOpsPerCommit), done: make(chan struct{})}
-	go c.run()
+	c := &committer{st: st, materialize: m, observe: observe, compacted: compacted}
+	c.idle = sync.NewCond(&c.mu)
 	return c
 }
 
 // commit returns once refs are durable (or failed).
 func (c *committer) commit(refs []ref) error {
 	op := &commitOp{refs: refs, errc: make(chan error, 1)}
-	c.mu.RLock()
+	c.mu.Lock()
 	if c.closed {
-		c.mu.RUnlock()
+		c.mu.Unlock()
 		return errClosing
 	}
-	c.in <- op
-	c.mu.RUnlock()
+	c.queue = append(c.queue, op)
+	lead := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	if !lead {
+		if err := <-op.errc; err != errLead {
+			return err
+		}
+	}
+	c.lead()
 	return <-op.errc
 }
 
-func (c *committer) run() {
-	defer close(c.done)
-	batch := make([]*commitOp, 0, maxOpsPerCommit)
-	for op := range c.in {
-		batch = append(batch[:0], op)
-	drain:
-		for len(batch) < maxOpsPerCommit {
-			select {
-			case o, ok := <-c.in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
-		c.flush(batch)
-		clear(batch)
-		if n, err := c.st.compact(); n > 0 || err != nil {
-			c.compacted(n, err)
-		}
+// lead commits the queue's oldest ops (the leader's own among them: it is
+// the oldest), then passes the lead on or goes idle.
+func (c *committer) lead() {
+	c.mu.Lock()
+	n := min(len(c.queue), maxOpsPerCommit)
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	c.mu.Unlock()
+	c.flush(batch)
+	if n, err := c.st.compact(); n > 0 || err != nil {
+		c.compacted(n, err)
 	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.queue[0].errc <- errLead
+	} else {
+		c.queue = nil
+		c.busy = false
+		c.idle.Broadcast()
+	}
+	c.mu.Unlock()
 }
 
 func (c *committer) flush(batch []*commitOp) {
@@ -116,13 +128,12 @@ func (c *committer) flush(batch []*commitOp) {
 	}
 }
 
-// close stops accepting ops, waits for queued ones to commit and stops.
+// close stops accepting ops and waits until the queued ones are committed.
 func (c *committer) close() {
 	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.in)
+	c.closed = true
+	for c.busy {
+		c.idle.Wait()
 	}
 	c.mu.Unlock()
-	<-c.done
 }

@@ -89,7 +89,7 @@ func (st *store) stage(b *batch, w write) {
 }
 
 // appendBatch makes ws durable with one write and one fdatasync. The
-// committer goroutine is the only caller.
+// commit leader is the only caller.
 func (st *store) appendBatch(ws []write) error {
 	seg := st.active()
 	if seg == nil {
@@ -171,7 +171,7 @@ func (st *store) forget(old, l *msgLoc) {
 // compact deletes the oldest segments while nothing in them is live, and
 // copies the live records of the oldest one forward into the active segment
 // when at least deadRatio of it is dead, so that it can be deleted too. At
-// most one segment is copied per call. The committer calls it between
+// most one segment is copied per call. The commit leader calls it between
 // commits.
 func (st *store) compact() (deleted int, err error) {
 	copied := false

@@ -55,7 +55,7 @@ type idemLoc struct {
 	n   int64
 }
 
-// store is a segmented append-only log. The committer goroutine is its only
+// store is a segmented append-only log. The commit leader is its only
 // writer; mu guards the maps and the segment table against the readers of
 // bodies, and is held shared across a body's pread (a page-cache read)
 // so that compaction cannot close the file under it.
