@@ -120,9 +120,7 @@ func (s *Server) handleReceive(w http.ResponseWriter, r *http.Request) {
 		s.writeOpError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Messages []delivery `json:"messages"`
-	}{Messages: msgs})
+	writeAnswer(w, func(b []byte) []byte { return appendDeliveries(b, msgs) })
 }
 
 func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
@@ -145,7 +143,7 @@ func (s *Server) settleHandler(kind receiptsKind) http.HandlerFunc {
 			s.writeOpError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, settleAnswer(kind, n, results))
+		writeAnswer(w, func(b []byte) []byte { return appendSettle(b, kind, n, results) })
 	}
 }
 

@@ -38,30 +38,3 @@ func writeID(w http.ResponseWriter, status int, id string) {
 	b = append(b, "\"}\n"...)
 	writeRaw(w, status, b)
 }
-
-// The settle answers, one type per verb so that encoding needs no map.
-type (
-	ackAnswer struct {
-		N       int             `json:"acked"`
-		Results []receiptResult `json:"results"`
-	}
-	nackAnswer struct {
-		N       int             `json:"nacked"`
-		Results []receiptResult `json:"results"`
-	}
-	extendAnswer struct {
-		N       int             `json:"extended"`
-		Results []receiptResult `json:"results"`
-	}
-)
-
-func settleAnswer(kind receiptsKind, n int, results []receiptResult) any {
-	switch kind {
-	case kindNack:
-		return nackAnswer{n, results}
-	case kindExtend:
-		return extendAnswer{n, results}
-	default:
-		return ackAnswer{n, results}
-	}
-}
