@@ -62,7 +62,8 @@
 //     a crash every leased message is visible again (at-least-once, with
 //     duplicates); pre-crash receipts are stale.
 //   - The deliveries count a lease raises is written lazily, by the next
-//     group commit of any request. A message whose previous delivery is
+//     group commit of any request (a send, an ack; a clean close writes
+//     the rest). A message whose previous delivery is
 //     not on disk yet is not leased again without a commit: the receive that
 //     leases it waits for one. So a crash forgets at most one delivery per
 //     message (its newest), and a message can be delivered at most
@@ -92,7 +93,11 @@
 // first and persisted by a group commit that writes the current in-memory
 // state of each touched message; the HTTP answer waits for that commit.
 //
-// Compaction runs in the commit loop: the oldest segments are deleted while
+// A group commit has no goroutine of its own: the request that finds none
+// running leads it, committing every queued request in one batch, then
+// hands the lead to the oldest request that queued during its fsync.
+//
+// Compaction runs between group commits, by their leader: the oldest segments are deleted while
 // nothing in them is live, and when at least compact_free_ratio of the
 // oldest segment is dead its live records are copied forward into the
 // active segment (one fsync) and it is deleted too. Segments go oldest
