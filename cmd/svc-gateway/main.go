@@ -25,6 +25,7 @@ func main() {
 		PrivateOps:  true, // /metrics and /version only on --internal-listen
 		Build: func(_ context.Context, env svcrt.Env) (svcrt.Service, error) {
 			cfg.DataDir, cfg.Amnesia, cfg.Ops = env.DataDir, env.Amnesia, env.Ops
+			env.Logger.Debug("GOMAXPROCS", "n", cfg.ApplyMaxProcs())
 			return gateway.New(cfg, env.Logger, env.Registry)
 		},
 	}))

@@ -88,3 +88,27 @@ func TestRateFlagZeroIsOff(t *testing.T) {
 		_ = s.Close()
 	}
 }
+
+func TestMaxProcs(t *testing.T) {
+	for _, tc := range []struct {
+		flag   int
+		env    string
+		numCPU int
+		want   int
+	}{
+		{0, "", 1, 1},
+		{0, "", 2, 1},
+		{0, "", 3, 1},
+		{0, "", 8, 4},
+		{0, "2", 8, 0}, // the environment's value stays
+		{3, "2", 8, 3}, // the flag wins
+		{5, "", 2, 5},
+	} {
+		if got := maxProcs(tc.flag, tc.env, tc.numCPU); got != tc.want {
+			t.Errorf("maxProcs(%d, %q, %d) = %d, want %d", tc.flag, tc.env, tc.numCPU, got, tc.want)
+		}
+	}
+	if _, err := New(Config{MaxProcs: -1}, nil, nil); err == nil {
+		t.Error("New accepted --max-procs -1")
+	}
+}

@@ -17,19 +17,35 @@ import (
 // 2-minute server IdleTimeout, so the backend rarely closes one under us.
 const directIdleMax = 60 * time.Second
 
-// directTransport makes bodiless GET and HEAD round trips to one plain-HTTP
-// backend on the caller's goroutine: it writes the request and reads the
-// response over a pooled keep-alive connection itself. http.Transport hands
-// every round trip to two goroutines of its own (a connection's read and
-// write loops), and on a small blob those handoffs were a large part of the
-// gateway's cost. Anything else (a body, an https backend) goes to next.
+// directBodyMax is the largest request body directTransport sends itself
+// (a mailbox message, a name record, a small blob); a larger one, or one of
+// unknown length, goes to http.Transport.
+const directBodyMax = 64 << 10
+
+// directTransport makes round trips to one plain-HTTP backend on the
+// caller's goroutine: it writes the request and reads the response over a
+// pooled keep-alive connection itself. http.Transport hands every round trip
+// to two goroutines of its own (a connection's read and write loops), and on
+// a small blob or a mailbox message those handoffs were a large part of the
+// gateway's cost. It takes bodiless requests and requests whose body has a
+// known length of at most directBodyMax; anything else (a larger or chunked
+// body, an https backend) goes to next.
+//
+// A request with a body is written whole (headers and body) before the
+// response is read, and is never sent twice: its body has been consumed.
+// So a pooled connection is checked before such a request goes out on it
+// (alive: a non-blocking peek), and one the backend has closed while idle
+// is dropped instead of failing the request; the time the request body may
+// take to arrive is bounded by the client's idle deadline and the request's
+// context, and headerTimeout starts once it is sent.
 //
 // Semantics match http.Transport's where the gateway relies on them: a
 // dial error is a *net.OpError with Op "dial"; waiting for the response
 // headers past headerTimeout is a net.Error whose Timeout() is true; the
 // request's context ending closes the connection and fails the read; a
 // reused connection that fails before any response byte (the backend
-// closed it while idle, or died) is redialled once at once; 1xx answers are
+// closed it while idle, or died) is redialled once at once when the request
+// has no body; 1xx answers are
 // skipped; a connection goes back to the pool only once its response body
 // was read to the end and neither side asked to close it.
 type directTransport struct {
@@ -56,28 +72,39 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.handles(req) {
 		return t.next.RoundTrip(req)
 	}
+	bodied := hasBody(req)
+	if bodied {
+		// As http.Transport does, the body is closed once the round trip
+		// is over, whatever its outcome.
+		defer func() { _ = req.Body.Close() }()
+	}
 	for attempt := 0; ; attempt++ {
-		dc, reused, err := t.get(req.Context())
+		dc, reused, err := t.get(req.Context(), bodied)
 		if err != nil {
 			return nil, err
 		}
-		res, gotByte, err := t.exchange(req, dc)
+		res, gotByte, err := t.exchange(req, dc, bodied)
 		switch {
 		case err == nil:
 			return res, nil
 		case gotByte:
 			return nil, responseStartedError{err}
-		case !reused || attempt > 0 || req.Context().Err() != nil:
+		case bodied || !reused || attempt > 0 || req.Context().Err() != nil:
 			return nil, err
 		}
 	}
 }
 
-// handles reports whether RoundTrip makes req itself (else next does).
+// handles reports whether RoundTrip makes req itself (else next does): no
+// body or a small one of known length, to this plain-HTTP backend.
 func (t *directTransport) handles(req *http.Request) bool {
-	return (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
-		(req.Body == nil || req.Body == http.NoBody) && req.URL.Scheme == "http" && req.URL.Host == t.host
+	if req.URL.Scheme != "http" || req.URL.Host != t.host {
+		return false
+	}
+	return !hasBody(req) || req.ContentLength > 0 && req.ContentLength <= directBodyMax
 }
+
+func hasBody(req *http.Request) bool { return req.Body != nil && req.Body != http.NoBody }
 
 // responseStartedError is a round trip that failed after the first byte
 // of a response had come: retryTransport never sends it again.
@@ -88,7 +115,7 @@ func (e responseStartedError) Unwrap() error { return e.err }
 
 // exchange writes req on dc and reads the response headers. On error dc is
 // closed; gotByte tells whether any byte of a response had come.
-func (t *directTransport) exchange(req *http.Request, dc *directConn) (res *http.Response, gotByte bool, err error) {
+func (t *directTransport) exchange(req *http.Request, dc *directConn, bodied bool) (res *http.Response, gotByte bool, err error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, func() { _ = dc.c.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*http.Response, bool, error) {
@@ -99,7 +126,7 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (res *http
 		}
 		return nil, gotByte, err
 	}
-	if t.headerTimeout > 0 {
+	if t.headerTimeout > 0 && !bodied {
 		_ = dc.c.SetDeadline(time.Now().Add(t.headerTimeout))
 	}
 	if err := req.Write(dc.bw); err != nil {
@@ -107,6 +134,9 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (res *http
 	}
 	if err := dc.bw.Flush(); err != nil {
 		return fail(err)
+	}
+	if t.headerTimeout > 0 && bodied {
+		_ = dc.c.SetDeadline(time.Now().Add(t.headerTimeout))
 	}
 	if _, err := dc.br.Peek(1); err != nil {
 		return fail(err)
@@ -140,14 +170,15 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (res *http
 	return res, true, nil
 }
 
-// get returns a pooled connection (reused) or dials a new one.
-func (t *directTransport) get(ctx context.Context) (dc *directConn, reused bool, err error) {
+// get returns a pooled connection (reused) or dials a new one. With check
+// set, a pooled connection is used only when alive says so.
+func (t *directTransport) get(ctx context.Context, check bool) (dc *directConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 {
 		dc = t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(dc.lastUsed) < directIdleMax {
+		if now.Sub(dc.lastUsed) < directIdleMax && (!check || dc.alive()) {
 			t.mu.Unlock()
 			return dc, true, nil
 		}

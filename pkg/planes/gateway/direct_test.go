@@ -63,8 +63,9 @@ func roundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) (int, stri
 	return res.StatusCode, string(b), err
 }
 
-// Sequential GETs and HEADs share one backend connection; a request with a
-// body goes to the fallback transport.
+// Sequential GETs, HEADs and small POSTs share one backend connection; a
+// request with a body of unknown length or over directBodyMax goes to the
+// fallback transport.
 func TestDirectReusesConnection(t *testing.T) {
 	dt, cl, url := newDirect(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Test"))
@@ -80,10 +81,74 @@ func TestDirectReusesConnection(t *testing.T) {
 	if n := cl.n.Load(); n != 1 {
 		t.Fatalf("backend accepted %d connections, want 1", n)
 	}
-	req, _ := http.NewRequest("POST", url+"/o", strings.NewReader("blob"))
-	if code, _, _ := roundTrip(t, dt, req); code != 299 {
-		t.Fatalf("POST went through the direct path (%d), want the fallback", code)
+	for _, c := range []struct {
+		name   string
+		body   io.Reader
+		length int64
+		want   int
+	}{
+		{"small body of known length", strings.NewReader("blob"), 4, 200},
+		{"body of unknown length", io.MultiReader(strings.NewReader("blob")), -1, 299},
+		{"body over directBodyMax", strings.NewReader(strings.Repeat("b", directBodyMax+1)), directBodyMax + 1, 299},
+	} {
+		req, _ := http.NewRequest("POST", url+"/o", c.body)
+		req.ContentLength = c.length
+		if code, _, err := roundTrip(t, dt, req); code != c.want {
+			t.Fatalf("POST with a %s: %d %v, want %d", c.name, code, err, c.want)
+		}
 	}
+	if n := cl.n.Load(); n != 1 {
+		t.Fatalf("backend accepted %d connections, want 1", n)
+	}
+}
+
+// A request with a body goes out whole on a pooled connection that is still
+// open; one the backend closed while idle is dropped before the body is
+// sent (the request is never sent twice), and a backend that dies after
+// reading it fails the request without a second attempt.
+func TestDirectBodiedRequests(t *testing.T) {
+	var calls atomic.Int32
+	var die atomic.Bool
+	dt, cl, url := newDirect(t, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		calls.Add(1)
+		if die.Load() {
+			panic(http.ErrAbortHandler) // the connection is cut before any answer
+		}
+		_, _ = io.WriteString(w, r.Method+" "+string(b)+" "+errString(err))
+	})
+	post := func(body string) (int, string, error) {
+		req, _ := http.NewRequest("POST", url+"/mailboxes/a/messages", strings.NewReader(body))
+		return roundTrip(t, dt, req)
+	}
+	if code, body, err := post("m1"); code != 200 || body != "POST m1 " || err != nil {
+		t.Fatalf("first POST: %d %q %v", code, body, err)
+	}
+	dt.mu.Lock()
+	_ = dt.idle[0].c.(*net.TCPConn).CloseRead()
+	_ = dt.idle[0].c.(*net.TCPConn).CloseWrite()
+	dt.mu.Unlock()
+	if code, body, err := post("m2"); code != 200 || body != "POST m2 " || err != nil {
+		t.Fatalf("POST after the pooled connection closed: %d %q %v, want a fresh connection and 200", code, body, err)
+	}
+	if n := cl.n.Load(); n != 2 {
+		t.Fatalf("backend accepted %d connections, want 2", n)
+	}
+	die.Store(true)
+	before := calls.Load()
+	if _, _, err := post("m3"); err == nil {
+		t.Fatal("POST to a backend that died before answering succeeded")
+	}
+	if n := calls.Load() - before; n != 1 {
+		t.Fatalf("the backend saw the POST %d times, want exactly 1", n)
+	}
+}
+
+func errString(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // A body closed before its end closes the connection at once (no drain of

@@ -114,6 +114,7 @@ type Config struct {
 	RequestTimeout time.Duration // whole-request deadline on the JSON routes (not /o)
 	IOIdleTimeout  time.Duration // every route: longest stall of a client's body or of a response write
 	MaxConns       int           // concurrent client connections; past it new ones wait in the accept backlog
+	MaxProcs       int           // GOMAXPROCS of svc-gateway (ApplyMaxProcs); 0: GOMAXPROCS from the environment, else half the CPUs
 	// TrustedProxies are CIDRs or addresses of proxies in front of the
 	// gateway: from them, X-Forwarded-For names the client (for the rate
 	// limit) and is passed on to the backend with the proxy appended.
@@ -179,6 +180,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		})
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns,
 		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
+	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs,
+		"CPUs the gateway's Go runtime uses at once (GOMAXPROCS); 0 takes the GOMAXPROCS environment variable when set, "+
+			"else half the host's CPUs (at least 1): a small proxied request is mostly syscalls, and fewer threads wake each other less")
 }
 
 func (c *Config) applyDefaults() {
@@ -237,6 +241,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("max-conns must be positive, got %d", c.MaxConns))
+	}
+	if c.MaxProcs < 0 {
+		errs = append(errs, fmt.Errorf("max-procs must be positive, got %d", c.MaxProcs))
 	}
 	return errors.Join(errs...)
 }

@@ -68,7 +68,7 @@ type backend struct {
 	maxBody   int64
 	deadline  time.Duration // whole-request deadline; 0 for streams
 	transport *http.Transport
-	direct    *directTransport // bodiless GET and HEAD; nil: none configured
+	direct    *directTransport // no body or a small one of known length; nil: none configured
 	proxy     *httputil.ReverseProxy
 	// modify, when set, adjusts the backend's response before it is
 	// copied to the client; an error is answered by proxyError.

@@ -75,7 +75,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if class == retryNever {
 		return t.base.RoundTrip(req)
 	}
-	if d, ok := t.base.(*directTransport); ok && d.handles(req) {
+	if d, ok := t.base.(*directTransport); ok && d.handles(req) && !hasBody(req) {
 		// It reports a failure after the first response byte by its
 		// error: no trace (and no copy of the request) needed.
 		res, err := d.RoundTrip(req)
