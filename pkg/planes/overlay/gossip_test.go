@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -176,4 +177,28 @@ func TestGossipRefusesBadRecords(t *testing.T) {
 	// A newer one still gets through.
 	r.publish(t, record(12))
 	eventually(t, 10*time.Second, "newer record accepted", func() bool { return seqOf() == 12 })
+}
+
+// TestNewDoesNotWaitForTheDHT: under the parent the DHT plane starts after
+// the overlay, on a socket the parent already holds, so a connect to it
+// succeeds and nobody answers. New must not ask the DHT (the record loop
+// does, later): no connection reaches the DHT's socket during New.
+func TestNewDoesNotWaitForTheDHT(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0") // bound, never accepted
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	n := newNode(t, func(c *Config) {
+		c.DHTURL = "http://" + held.Addr().String()
+		c.PollInterval = time.Hour
+	})
+	if got := n.srv.signedRecord(); got == nil {
+		t.Fatal("no own record after New")
+	}
+	_ = held.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if c, err := held.Accept(); err == nil {
+		c.Close()
+		t.Fatal("New connected to the DHT plane's socket; it must leave that to the record loop")
+	}
 }

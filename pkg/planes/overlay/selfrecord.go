@@ -43,7 +43,7 @@ func (s *Server) recordLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
-			if s.refreshRecord(ctx) {
+			if s.refreshRecord(ctx, true) {
 				s.publish(ctx)
 			}
 		case <-republish.C:
@@ -82,19 +82,24 @@ func (s *Server) signedRecord() []byte {
 
 // refreshRecord builds the own record from the current state and, when it
 // differs from the last one, signs it with the next seq. It reports whether
-// the record changed.
-func (s *Server) refreshRecord(ctx context.Context) bool {
+// the record changed. With askDHT false the record names no DHT host (the
+// first record, made before the DHT plane has started: under the parent
+// the DHT starts after the overlay, and its socket, held by the parent,
+// accepts a connect that nobody answers until then).
+func (s *Server) refreshRecord(ctx context.Context, askDHT bool) bool {
 	rec := identity.NodeRecord{
 		NodeID:       s.host.ID().String(),
 		OverlayAddrs: s.advertised(),
 		Version:      s.cfg.Version,
 		ReadyPlanes:  []string{"overlay"},
 	}
-	if info, err := s.pollDHT(ctx); err == nil {
-		rec.DHTPeerID, rec.DHTAddrs = info.PeerID, info.Addrs
-		rec.ReadyPlanes = append(rec.ReadyPlanes, "dht")
-	} else if s.cfg.DHTURL != "" && ctx.Err() == nil {
-		s.log.Debug("dht plane not answering; record names no dht", "error", err)
+	if askDHT {
+		if info, err := s.pollDHT(ctx); err == nil {
+			rec.DHTPeerID, rec.DHTAddrs = info.PeerID, info.Addrs
+			rec.ReadyPlanes = append(rec.ReadyPlanes, "dht")
+		} else if s.cfg.DHTURL != "" && ctx.Err() == nil {
+			s.log.Debug("dht plane not answering; record names no dht", "error", err)
+		}
 	}
 
 	s.recMu.Lock()

@@ -95,7 +95,7 @@ func New(cfg Config, log hclog.Logger, reg prometheus.Registerer) (*Server, erro
 		_ = s.Close()
 		return nil, err
 	}
-	s.refreshRecord(ctx)
+	s.refreshRecord(ctx, false) // the record loop's first poll (PollInterval) asks the DHT
 	for _, b := range cfg.Bootstrap {
 		info, _ := peer.AddrInfoFromString(b) // validated in withDefaults
 		s.dialer.add(*info, true)
