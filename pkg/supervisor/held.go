@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/macronode/macronode/pkg/events"
 )
@@ -25,9 +26,16 @@ import (
 // not a refusal, until their own connect timeout.
 //
 // A service stopped on purpose (Stop, the crash-loop breaker's failed
-// state, the final drain) has its socket closed, so clients are refused at
-// once rather than left waiting for a child that will not come; the next
+// state, the final drain), or waiting in a backoff longer than
+// heldBackoffMax, has its socket closed, so clients are refused at once
+// rather than left waiting for a child that will not come soon; the next
 // spawn binds it again and reports a bind failure like any spawn failure.
+// An immediate restart (a stable child) and the first short backoffs keep
+// the socket held.
+
+// heldBackoffMax is the longest backoff delay during which the socket stays
+// held: a connect waits at most about this long in the backlog.
+const heldBackoffMax = time.Second
 
 // The LISTEN_* variables of systemd's convention.
 const (

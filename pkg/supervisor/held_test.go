@@ -307,3 +307,35 @@ func TestHeldListenerRebindFailure(t *testing.T) {
 	thief.Close()
 	h.waitReady("storage", 0)
 }
+
+// A crash-looping child whose next start is more than heldBackoffMax away
+// has its socket closed meanwhile (a connect is refused, not parked in the
+// backlog for seconds), and the next spawn binds the same address again.
+func TestHeldListenerClosedDuringLongBackoff(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp := fakeSpec(t, "storage", "crash-if-file", "MN_FAKE_FILE="+flag, "MN_FAKE_SERVE=1")
+	sp.Listen, sp.HoldListener = "127.0.0.1:0", true
+	sp.Policy.Initial, sp.Policy.Max = 3*time.Second, 3*time.Second
+	h := startHarness(t, []Spec{sp}, nil)
+	addr := h.status("storage").Listen
+	eventually(t, 15*time.Second, "in a long backoff with the socket closed", func() bool {
+		s := h.status("storage")
+		return s.State == StateBackoff && s.Listener == ListenerClosed
+	})
+	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial during a long backoff: %v, want connection refused", err)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	st := h.waitReady("storage", 0)
+	if st.Listener != ListenerHeld || st.Listen != addr {
+		t.Fatalf("after the backoff: listener %q on %q, want held on %s", st.Listener, st.Listen, addr)
+	}
+	if got, err := get(addr); err != nil || got != strconv.Itoa(st.PID) {
+		t.Fatalf("GET after the backoff = %q, %v", got, err)
+	}
+}

@@ -195,11 +195,17 @@ func (r *runner) spawn(kind spawnKind) {
 // schedule waits before the next start (backoff) or opens the breaker.
 func (r *runner) schedule(d restartDecision) {
 	state := StateBackoff
-	if d.Failed {
+	switch {
+	case d.Failed:
 		state = StateFailed
 		r.v.dropListener("failed")
 		r.v.log.Error("crash loop: service failed; retrying periodically", "max_restarts", r.v.spec.Policy.MaxRestarts,
 			"window", r.v.spec.Policy.Window.String(), "retry_in", d.Delay.String())
+	case d.Delay > heldBackoffMax:
+		// A crash-looping child waits longer than a client should sit in
+		// the accept backlog: refuse (the gateway answers 503 at once)
+		// until the next spawn binds the socket again.
+		r.v.dropListener("backoff")
 	}
 	next := time.Now().Add(d.Delay)
 	r.v.update(func(st *Status) {
