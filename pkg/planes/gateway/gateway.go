@@ -182,7 +182,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"most client connections served at once; past it new connections wait in the listen backlog (none is refused)")
 	fs.IntVar(&c.MaxProcs, "max-procs", c.MaxProcs,
 		"CPUs the gateway's Go runtime uses at once (GOMAXPROCS); 0 takes the GOMAXPROCS environment variable when set, "+
-			"else half the host's CPUs (at least 1): a small proxied request is mostly syscalls, and fewer threads wake each other less")
+			"else half the CPUs Go would use (the host's, or a cgroup CPU limit; at least 1): a small proxied request is mostly syscalls, and fewer threads wake each other less")
 }
 
 func (c *Config) applyDefaults() {

@@ -5,9 +5,9 @@ import (
 	"runtime"
 )
 
-// autoMaxProcs is the gateway's share of the host's CPUs when neither
-// --max-procs nor the GOMAXPROCS environment variable sets it: half of
-// them, at least one. The gateway shares the host with five other planes,
+// autoMaxProcs is the gateway's share of the CPUs the runtime would use
+// when neither --max-procs nor the GOMAXPROCS environment variable sets
+// it: half of them, at least one. The gateway shares the host with five other planes,
 // and a small proxied request spends most of its time in syscalls and
 // scheduler handoffs: with one P, a socket that becomes ready is served by
 // the thread already running instead of waking a second one. Measured on
@@ -36,7 +36,11 @@ func maxProcs(flag int, env string, numCPU int) int {
 // effect. svc-gateway calls it once at start; the library never changes the
 // process's settings by itself.
 func (c *Config) ApplyMaxProcs() int {
-	if n := maxProcs(c.MaxProcs, os.Getenv("GOMAXPROCS"), runtime.NumCPU()); n > 0 {
+	// The runtime's own default (runtime.GOMAXPROCS(0) before any change)
+	// already honours the CPU affinity and a cgroup CPU limit (Go 1.25+),
+	// so a container limited to 1 CPU on a large host gets 1, not half the
+	// host's cores.
+	if n := maxProcs(c.MaxProcs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
 		runtime.GOMAXPROCS(n)
 	}
 	return runtime.GOMAXPROCS(0)
