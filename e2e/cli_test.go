@@ -2,18 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -27,25 +23,9 @@ type cliOut struct {
 // runSplit runs a built binary like runCLI, keeping stdout and stderr apart.
 func runSplit(t *testing.T, env []string, name string, args ...string) cliOut {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin(name), args...)
-	cmd.Env = append(baseEnv(), env...)
-	cmd.Dir = t.TempDir()
 	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not exit within %v", name, strings.Join(args, " "), cliTimeout)
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
-	}
-	return cliOut{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	code := runBinary(t, env, &stdout, &stderr, name, args...)
+	return cliOut{code, stdout.String(), stderr.String()}
 }
 
 // TestCLIVersionAndTypos: what an operator types first, with no node up.

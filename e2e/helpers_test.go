@@ -362,26 +362,42 @@ type cliResult struct {
 // fails the test if it has not exited within cliTimeout.
 func runCLI(t testing.TB, env []string, name string, args ...string) cliResult {
 	t.Helper()
+	var out syncBuffer
+	code := runBinary(t, env, &out, &out, name, args...)
+	return cliResult{code: code, out: out.String()}
+}
+
+// runBinary runs a built binary with the clean base environment plus env,
+// its stdout and stderr to the writers given, in its own process group
+// (killed whole at cliTimeout, which fails the test), and returns its exit
+// code.
+func runBinary(t testing.TB, env []string, stdout, stderr interface {
+	io.Writer
+	String() string
+}, name string, args ...string) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin(name), args...)
 	cmd.Env = append(baseEnv(), env...)
 	cmd.Dir = t.TempDir()
-	var out syncBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not exit within %v; output:\n%s", name, strings.Join(args, " "), cliTimeout, out.String())
+		out := "stdout:\n" + stdout.String() + "\nstderr:\n" + stderr.String()
+		if any(stdout) == any(stderr) {
+			out = "output:\n" + stdout.String()
+		}
+		t.Fatalf("%s %s did not exit within %v; %s", name, strings.Join(args, " "), cliTimeout, out)
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
 	}
-	return cliResult{code: cmd.ProcessState.ExitCode(), out: out.String()}
+	return cmd.ProcessState.ExitCode()
 }
 
 // trunc shortens a body for messages.
