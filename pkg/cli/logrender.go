@@ -1,15 +1,13 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/macronode/macronode/pkg/admin"
+	"github.com/macronode/macronode/pkg/logging"
 )
 
 // logView is how `macronode logs` shows a child's lines.
@@ -29,7 +27,7 @@ func (v logView) line(service string, l admin.LogLine) string {
 		return l.Text
 	}
 	e := parseLogText(l.Text)
-	ts := e.time
+	ts := e.Time
 	if ts.IsZero() {
 		ts = l.Time
 	}
@@ -40,19 +38,19 @@ func (v logView) line(service string, l admin.LogLine) string {
 		b.WriteString(ts.In(v.loc).Format("2006-01-02 15:04:05.000"))
 	}
 	b.WriteByte(' ')
-	b.WriteString(v.level(e.level))
+	b.WriteString(v.level(e.Level))
 	b.WriteByte(' ')
 	b.WriteString(service)
 	b.WriteString(": ")
-	b.WriteString(e.msg)
-	for _, f := range e.fields {
-		if f.key == "service" && f.value == service || f.key == "@module" && strings.TrimPrefix(f.value, "svc-") == service {
+	b.WriteString(e.Message)
+	for _, f := range e.Fields {
+		if f.Key == "service" && f.Value == service || f.Key == "@module" && strings.TrimPrefix(f.Value, "svc-") == service {
 			continue // the service column says it
 		}
 		b.WriteByte(' ')
-		b.WriteString(strings.TrimPrefix(f.key, "@"))
+		b.WriteString(strings.TrimPrefix(f.Key, "@"))
 		b.WriteByte('=')
-		b.WriteString(f.value)
+		b.WriteString(f.Value)
 	}
 	return b.String()
 }
@@ -78,102 +76,24 @@ func (v logView) level(lvl string) string {
 	return padded
 }
 
-// logEntry is a child's line taken apart.
-type logEntry struct {
-	time   time.Time
-	level  string
-	msg    string
-	fields []logField // in the order the child wrote them
-}
-
-type logField struct{ key, value string }
-
 // hclogText is hclog's text format: `<time> [LEVEL]  <message>`.
 var hclogText = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\S+) \[(TRACE|DEBUG|INFO|WARN|ERROR)\]\s+(.*)$`)
 
 // parseLogText reads a JSON object line or a text line; anything it does
 // not recognise is the message, whole.
-func parseLogText(text string) logEntry {
+func parseLogText(text string) logging.Record {
 	if strings.HasPrefix(strings.TrimSpace(text), "{") {
-		if e, ok := parseJSONLog(text); ok {
-			return e
+		if r, ok := logging.ParseRecord([]byte(text)); ok {
+			return r
 		}
 	}
 	if m := hclogText.FindStringSubmatch(text); m != nil {
 		if ts, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
-			return logEntry{time: ts, level: m[2], msg: m[3]}
+			return logging.Record{Time: ts, Level: m[2], Message: m[3]}
 		}
 		if ts, err := time.Parse("2006-01-02T15:04:05.000Z0700", m[1]); err == nil {
-			return logEntry{time: ts, level: m[2], msg: m[3]}
+			return logging.Record{Time: ts, Level: m[2], Message: m[3]}
 		}
 	}
-	return logEntry{msg: text}
-}
-
-// The keys a JSON line may carry its time, level and message under.
-var (
-	timeKeys  = []string{"@timestamp", "time", "ts", "timestamp"}
-	levelKeys = []string{"@level", "level", "lvl"}
-	msgKeys   = []string{"@message", "msg", "message"}
-)
-
-// parseJSONLog takes apart one JSON object, keeping its other keys in order.
-func parseJSONLog(text string) (logEntry, bool) {
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return logEntry{}, false
-	}
-	var e logEntry
-	var haveTime, haveLevel, haveMsg bool
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return logEntry{}, false
-		}
-		key, _ := t.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return logEntry{}, false
-		}
-		var s string
-		isString := len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil
-		switch {
-		case !haveTime && isString && slices.Contains(timeKeys, key):
-			if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				e.time, haveTime = ts, true
-				continue
-			}
-		case !haveLevel && isString && slices.Contains(levelKeys, key):
-			e.level, haveLevel = s, true
-			continue
-		case !haveMsg && isString && slices.Contains(msgKeys, key):
-			e.msg, haveMsg = s, true
-			continue
-		}
-		e.fields = append(e.fields, logField{key, fieldValue(raw, s, isString)})
-	}
-	if _, err := dec.Token(); err != nil || dec.More() {
-		return logEntry{}, false
-	}
-	if !haveMsg && !haveLevel {
-		return logEntry{}, false // some other JSON: show it whole
-	}
-	return e, true
-}
-
-// fieldValue renders a value: a string bare unless it needs quotes, any
-// other value as compact JSON.
-func fieldValue(raw json.RawMessage, s string, isString bool) string {
-	if isString {
-		if s == "" || strings.ContainsAny(s, " \t\n\"=") {
-			return fmt.Sprintf("%q", s)
-		}
-		return s
-	}
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return string(raw)
-	}
-	return b.String()
+	return logging.Record{Message: text}
 }

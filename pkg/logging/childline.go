@@ -2,9 +2,8 @@ package logging
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,12 +90,12 @@ func isObject(line []byte) bool {
 	return n >= 2 && line[0] == '{' && line[n-1] == '}' && (n == 2 || line[1] == '"')
 }
 
-var levelKeys = [][]byte{[]byte(`"@level":"`), []byte(`"level":"`)}
+var levelPrefixes = [][]byte{[]byte(`"@level":"`), []byte(`"level":"`)}
 
 // lineLevel finds the level of a JSON object line by its "@level" (hclog)
 // or "level" key; info when it has neither or an unknown one.
 func lineLevel(line []byte) hclog.Level {
-	for _, k := range levelKeys {
+	for _, k := range levelPrefixes {
 		i := bytes.Index(line, k)
 		if i < 0 {
 			continue
@@ -141,65 +140,34 @@ func priority(dst []byte, level hclog.Level) []byte {
 // renderText appends a JSON object line as the parent's text records read:
 // time, level, service, message, then the other fields sorted by key.
 func renderText(dst []byte, service string, line []byte) ([]byte, bool) {
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
+	r, ok := ParseRecord(line)
+	if !ok {
 		return dst, false
 	}
-	ts, _ := firstString(m, "@timestamp", "time", "ts")
-	lvl, _ := firstString(m, "@level", "level")
-	msg, _ := firstString(m, "@message", "msg")
-	if ts != "" {
-		dst = append(append(dst, ts...), ' ')
+	if r.TimeText != "" {
+		dst = append(append(dst, r.TimeText...), ' ')
 	}
-	tag := "[" + strings.ToUpper(levelOf([]byte(lvl)).String()) + "]"
+	tag := "[" + strings.ToUpper(levelOf([]byte(r.Level)).String()) + "]"
 	dst = append(dst, fmt.Sprintf("%-8s", tag)...)
 	dst = append(append(dst, service...), ": "...)
-	if strings.ContainsAny(msg, "\r\n") { // one record, one line
-		dst = appendJSONString(dst, []byte(msg))
+	if strings.ContainsAny(r.Message, "\r\n") { // one record, one line
+		dst = appendJSONString(dst, []byte(r.Message))
 	} else {
-		dst = append(dst, msg...)
+		dst = append(dst, r.Message...)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if !metaKeys[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	if len(keys) > 0 {
+	fields := slices.DeleteFunc(r.Fields, func(f Field) bool { return hiddenKeys[f.Key] })
+	slices.SortStableFunc(fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+	if len(fields) > 0 {
 		dst = append(dst, ':')
 	}
-	for _, k := range keys {
-		dst = append(append(append(dst, ' '), k...), '=')
-		switch v := m[k].(type) {
-		case string:
-			if strings.ContainsAny(v, " \t\r\n\"=") || v == "" {
-				dst = appendJSONString(dst, []byte(v))
-			} else {
-				dst = append(dst, v...)
-			}
-		default:
-			b, _ := json.Marshal(v)
-			dst = append(dst, b...)
-		}
+	for _, f := range fields {
+		dst = append(append(append(append(dst, ' '), f.Key...), '='), f.Value...)
 	}
 	return dst, true
 }
 
-// metaKeys are structured-log keys rendered in the record's head.
-var metaKeys = map[string]bool{
-	"@level": true, "level": true, "@message": true, "msg": true,
-	"@timestamp": true, "time": true, "ts": true, "@module": true, "@caller": true,
-}
-
-func firstString(m map[string]any, keys ...string) (string, bool) {
-	for _, k := range keys {
-		if s, ok := m[k].(string); ok {
-			return s, true
-		}
-	}
-	return "", false
-}
+// hiddenKeys are hclog's own keys that a rendered child record leaves out.
+var hiddenKeys = map[string]bool{"@module": true, "@caller": true}
 
 const hexDigits = "0123456789abcdef"
 
